@@ -1,0 +1,166 @@
+"""The ``esign`` command. Thin: parse options, call the library, render the result, pick the exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from esign.errors import EsignError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 3
+EXIT_INTERNAL = 70
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"esign: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and their exit code; never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EsignError as e:
+            _fail(e.message, e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as e:  # a bug, not a user mistake: still one line, but say so
+            if os.environ.get("ESIGN_DEBUG"):
+                raise
+            _fail(f"internal error ({type(e).__name__}: {e}); rerun with ESIGN_DEBUG=1", EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="esign")
+def esign() -> None:
+    """Issue and verify PAdES-signed state documents."""
+
+
+@esign.command()
+@click.argument("input_pdf", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Signed PDF to write.")
+@click.option("--key", required=True, help="PKCS#12 file, PEM private key (with --cert) or pkcs11: URI.")
+@click.option("--cert", type=click.Path(path_type=Path, dir_okay=False), help="Signer certificate (PEM/DER) for a PEM key.")
+@click.option("--chain", multiple=True, type=click.Path(path_type=Path, dir_okay=False), help="Extra CA certificates to embed; repeatable.")
+@click.option("--level", default="B-B", show_default=True, help="PAdES level: B-B, B-T, B-LT or B-LTA.")
+@click.option("--tsa", "tsa_url", help="RFC 3161 timestamp service URL (needed from B-T up).")
+@click.option("--certify", is_flag=True, help="Certification signature (DocMDP: no changes allowed).")
+@click.option("--field", "field_name", help="Signature field name (default: next free SignatureN).")
+@click.option("--reason", help="Reason for signing.")
+@click.option("--location", help="Place of signing.")
+@click.option("--passfile", type=click.Path(path_type=Path, dir_okay=False), help="File whose first line is the key password or PIN (else $ESIGN_PASSWORD).")
+@click.option("--pkcs11-module", help="PKCS#11 module (.so); else $ESIGN_PKCS11_MODULE.")
+@click.option("--trust", multiple=True, type=click.Path(path_type=Path), help="Trust anchor file or folder for B-LT/B-LTA path building; repeatable.")
+@click.option("--no-cert-check", is_flag=True, help="Sign even if the certificate is expired or revoked (not recommended).")
+@handles_errors
+def sign(
+    input_pdf: Path,
+    output: Path,
+    key: str,
+    cert: Path | None,
+    chain: Sequence[Path],
+    level: str,
+    tsa_url: str | None,
+    certify: bool,
+    field_name: str | None,
+    reason: str | None,
+    location: str | None,
+    passfile: Path | None,
+    pkcs11_module: str | None,
+    trust: Sequence[Path],
+    no_cert_check: bool,
+) -> None:
+    """Sign INPUT_PDF with a PAdES baseline signature."""
+    from esign.keysource import load_key, read_secret
+    from esign.pades import DocumentSigner, PadesLevel, SignOptions, load_trust_roots
+
+    if input_pdf.resolve() == output.resolve():
+        raise UsageError("output must differ from input")
+    options = SignOptions(
+        level=PadesLevel.parse(level),
+        tsa_url=tsa_url,
+        certify=certify,
+        field_name=field_name,
+        reason=reason,
+        location=location,
+        check_certificate=not no_cert_check,
+        trust_roots=load_trust_roots(trust),
+    )
+    with load_key(
+        key, cert=cert, chain=chain, password=read_secret(passfile), pkcs11_module=pkcs11_module
+    ) as loaded:
+        DocumentSigner(loaded, options).sign_file(input_pdf, output)
+    click.echo(f"signed {output} ({options.level.value})")
+
+
+@esign.group()
+def pki() -> None:
+    """The test PKI (keys/test-pki.yml) and its loopback services."""
+
+
+@pki.command("build")
+@click.option("--dir", "root", type=click.Path(path_type=Path, file_okay=False), help="Where to build (default keys/test-pki).")
+@click.option("--url", default=None, help="Service URL prefix baked into certificates.")
+@click.option("--force", is_flag=True, help="Rebuild with fresh keys even if present.")
+@handles_errors
+def pki_build(root: Path | None, url: str | None, force: bool) -> None:
+    """Generate keys and certificates of the test PKI."""
+    from esign import testpki
+
+    built = testpki.build(root, url or testpki.DEFAULT_URL, force=force)
+    click.echo(f"test PKI in {built.root} (services at {built.url})")
+
+
+@pki.command("serve")
+@click.option("--dir", "root", type=click.Path(path_type=Path, file_okay=False), help="Built test PKI (default keys/test-pki).")
+@handles_errors
+def pki_serve(root: Path | None) -> None:
+    """Serve OCSP, CRLs and the TSA of the test PKI until interrupted."""
+    from esign import testpki
+    from esign.services import PkiServices
+
+    built = testpki.TestPki.open(root or testpki.default_dir())
+    click.echo(f"serving OCSP, CRL and TSA at {built.url} (Ctrl-C stops)")
+    PkiServices(built).serve_forever()
+
+
+@esign.command()
+@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(path_type=Path, file_okay=False))
+@handles_errors
+def demo(out_dir: Path) -> None:
+    """Build the test PKI, start its services, sign a sample at every PAdES level and verify."""
+    from esign.demo import run_demo
+
+    ok = run_demo(out_dir, echo=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point; usage errors exit with 3 (0-2 are verdicts)."""
+    try:
+        rv = esign.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""esign: issue PAdES-signed PDF certificates for Mongolian e-government."""

@@ -1,0 +1,221 @@
+"""Build and load the declarative test PKI in ``keys/test-pki.yml`` (certomancer).
+
+``build()`` generates fresh keys (RSA-3072 and ECDSA P-256), fixes the URL prefix of the loopback
+services into the certificates, and exports what signers and verifiers need: PEM certificates and
+keys, PKCS#12 bundles, chains and trust anchors. Everything is test material, never production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from asn1crypto import x509 as asn1_x509
+from certomancer.registry import CertomancerConfig, PKIArchitecture
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .errors import InputError
+
+ARCHES: dict[str, str] = {"mn-rsa": "keys-rsa", "mn-ec": "keys-ec"}
+"""Architecture label -> key folder, as in the YAML keysets."""
+
+P12_PASSWORD = "esign-test"
+DEFAULT_URL = "http://127.0.0.1:8781"
+SPEC_FILE = "test-pki.yml"
+MANIFEST = "pki.json"
+
+# Certificates exported with PKCS#12 bundles (those with a signing key a user might load).
+SIGNERS = ("seal", "official", "revoked", "expired", "tsa")
+
+
+def spec_path() -> Path:
+    """The declarative description shipped in the repository's ``keys/`` folder."""
+    return Path(__file__).resolve().parent.parent / "keys" / SPEC_FILE
+
+
+def default_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "keys" / "test-pki"
+
+
+@dataclass(frozen=True)
+class TestPki:
+    """A built test PKI on disk."""
+
+    root: Path
+    url: str
+
+    @classmethod
+    def open(cls, root: Path) -> TestPki:
+        manifest = root / MANIFEST
+        if not manifest.is_file():
+            raise InputError(f"{root} holds no test PKI (run `esign pki build`)")
+        data = json.loads(manifest.read_text())
+        return cls(root=root, url=str(data["url"]))
+
+    def arch_dir(self, arch: str) -> Path:
+        return self.root / arch
+
+    def cert(self, arch: str, label: str) -> Path:
+        return self.root / arch / "certs" / f"{label}.pem"
+
+    def key(self, arch: str, label: str) -> Path:
+        return self.root / arch / "keys" / f"{label}.key.pem"
+
+    def p12(self, arch: str, label: str) -> Path:
+        return self.root / arch / "p12" / f"{label}.p12"
+
+    def chain(self, arch: str, label: str) -> Path:
+        """Intermediate certificates up to (not including) the root."""
+        return self.root / arch / "chains" / f"{label}.chain.pem"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "p12-password.txt"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.root / "trust"
+
+    def tsa_url(self, arch: str = "mn-rsa") -> str:
+        return f"{self.url}/{arch}/tsa/tsa"
+
+    def config(self) -> CertomancerConfig:
+        return load_config(self.root, self.url)
+
+
+def _generate_key(arch: str) -> bytes:
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if arch == "mn-rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _utf8_name(name_cfg: dict[str, str], defaults: dict[str, str]) -> asn1_x509.Name:
+    """Like ``Name.build`` but keeps a non-ASCII serialNumber as UTF8String.
+
+    X.520 wants PrintableString there, which cannot hold a Cyrillic register number such as
+    УБ99112233; national CAs that carry it verbatim encode it as UTF8String, as we do.
+    """
+    merged = {k.replace("-", "_"): v for k, v in {**defaults, **name_cfg}.items()}
+    serial = merged.pop("serial_number", None)
+    name = asn1_x509.Name.build(merged)
+    if serial is None:
+        return name
+    rdns = list(name.chosen)
+    rdns.append(
+        asn1_x509.RelativeDistinguishedName(
+            [
+                asn1_x509.NameTypeAndValue(
+                    {
+                        "type": "serial_number",
+                        "value": asn1_x509.DirectoryString(name="utf8_string", value=serial),
+                    }
+                )
+            ]
+        )
+    )
+    return asn1_x509.Name(name="", value=asn1_x509.RDNSequence(rdns))
+
+
+def load_config(root: Path, url: str) -> CertomancerConfig:
+    """Load the certomancer configuration copied into ``root`` by :func:`build`."""
+    raw: dict[str, Any] = yaml.safe_load((root / SPEC_FILE).read_text(encoding="utf-8"))
+    serials: dict[str, dict[str, dict[str, str]]] = {}
+    base_arch = raw["pki-architectures"]["mn-rsa"]
+    for label, ent in base_arch["entities"].items():
+        if "serial-number" in ent:
+            serials[label] = dict(ent)
+            ent.pop("serial-number")
+    cfg = CertomancerConfig(raw, key_search_dir=str(root), external_url_prefix=url)
+    defaults = base_arch.get("entity-defaults", {})
+    for arch in cfg.pki_archs.values():
+        _patch_entities(arch, serials, defaults)
+    return cfg
+
+
+def _patch_entities(
+    arch: PKIArchitecture, entities: dict[str, dict[str, str]], defaults: dict[str, str]
+) -> None:
+    # certomancer builds names with asn1crypto's Name.build (PrintableString serialNumber);
+    # replace those entities before any certificate is generated from them.
+    registry = arch.entities._dict
+    for label, cfg in entities.items():
+        registry[label] = _utf8_name(cfg, defaults)
+
+
+def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = False) -> TestPki:
+    """Generate keys and export the test PKI to ``root``; reuse it when already built for ``url``."""
+    root = (root or default_dir()).resolve()
+    manifest = root / MANIFEST
+    if manifest.is_file() and not force:
+        existing = TestPki.open(root)
+        if existing.url == url:
+            return existing
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    shutil.copy(spec_path(), root / SPEC_FILE)
+    spec = yaml.safe_load(spec_path().read_text(encoding="utf-8"))
+    key_labels = list(spec["keysets"]["mn-rsa"]["keys"])
+    for arch, folder in ARCHES.items():
+        (root / folder).mkdir()
+        for label in key_labels:
+            (root / folder / f"{label}.key.pem").write_bytes(_generate_key(arch))
+    cfg = load_config(root, url)
+    pki = TestPki(root=root, url=url)
+    trust = pki.trust_dir
+    trust.mkdir()
+    pki.password_file.write_text(P12_PASSWORD + "\n")
+    for arch_label, arch in cfg.pki_archs.items():
+        _export_arch(pki, str(arch_label), arch, key_labels)
+        shutil.copy(pki.cert(str(arch_label), "root"), trust / f"{arch_label}-root.pem")
+    manifest.write_text(
+        json.dumps(
+            {
+                "url": url,
+                "arches": list(ARCHES),
+                "tsa": {a: pki.tsa_url(a) for a in ARCHES},
+                "p12_password_file": pki.password_file.name,
+            },
+            indent=2,
+        )
+    )
+    return pki
+
+
+def _pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
+    from asn1crypto import pem
+
+    return bytes(pem.armor(label, der))
+
+
+def _export_arch(pki: TestPki, label: str, arch: PKIArchitecture, key_labels: list[str]) -> None:
+    base = pki.arch_dir(label)
+    for sub in ("certs", "keys", "p12", "chains"):
+        (base / sub).mkdir(parents=True)
+    src_keys = pki.root / ARCHES[label]
+    for key_label in key_labels:
+        shutil.copy(src_keys / f"{key_label}.key.pem", pki.key(label, key_label))
+    cert_labels = [str(s.label) for _, specs in arch.enumerate_certs_by_issuer() for s in specs]
+    for cert_label in cert_labels:
+        pki.cert(label, cert_label).write_bytes(_pem(arch.get_cert(cert_label).dump()))
+        chain = [c for c in arch.get_chain(cert_label) if str(c) != "root"]
+        pki.chain(label, cert_label).write_bytes(
+            b"".join(_pem(arch.get_cert(c).dump()) for c in chain)
+        )
+    for signer in SIGNERS:
+        pki.p12(label, signer).write_bytes(
+            arch.package_pkcs12(signer, password=P12_PASSWORD.encode())
+        )
+
