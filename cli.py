@@ -1,7 +1,8 @@
-"""The ``esign`` command. Thin: parse options, call the library, render the result, pick the exit code."""
+"""The ``esign`` command. Thin: parse options, call the library, render, pick the exit code."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -38,7 +39,9 @@ def handles_errors(func: F) -> F:
         except Exception as e:  # a bug, not a user mistake: still one line, but say so
             if os.environ.get("ESIGN_DEBUG"):
                 raise
-            _fail(f"internal error ({type(e).__name__}: {e}); rerun with ESIGN_DEBUG=1", EXIT_INTERNAL)
+            _fail(
+                f"internal error ({type(e).__name__}: {e}); rerun with ESIGN_DEBUG=1", EXIT_INTERNAL
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -51,20 +54,55 @@ def esign() -> None:
 
 @esign.command()
 @click.argument("input_pdf", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Signed PDF to write.")
-@click.option("--key", required=True, help="PKCS#12 file, PEM private key (with --cert) or pkcs11: URI.")
-@click.option("--cert", type=click.Path(path_type=Path, dir_okay=False), help="Signer certificate (PEM/DER) for a PEM key.")
-@click.option("--chain", multiple=True, type=click.Path(path_type=Path, dir_okay=False), help="Extra CA certificates to embed; repeatable.")
-@click.option("--level", default="B-B", show_default=True, help="PAdES level: B-B, B-T, B-LT or B-LTA.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Signed PDF to write.",
+)
+@click.option(
+    "--key", required=True, help="PKCS#12 file, PEM private key (with --cert) or pkcs11: URI."
+)
+@click.option(
+    "--cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Signer certificate (PEM/DER) for a PEM key.",
+)
+@click.option(
+    "--chain",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Extra CA certificates to embed; repeatable.",
+)
+@click.option(
+    "--level", default="B-B", show_default=True, help="PAdES level: B-B, B-T, B-LT or B-LTA."
+)
 @click.option("--tsa", "tsa_url", help="RFC 3161 timestamp service URL (needed from B-T up).")
-@click.option("--certify", is_flag=True, help="Certification signature (DocMDP: no changes allowed).")
+@click.option(
+    "--certify", is_flag=True, help="Certification signature (DocMDP: no changes allowed)."
+)
 @click.option("--field", "field_name", help="Signature field name (default: next free SignatureN).")
 @click.option("--reason", help="Reason for signing.")
 @click.option("--location", help="Place of signing.")
-@click.option("--passfile", type=click.Path(path_type=Path, dir_okay=False), help="File whose first line is the key password or PIN (else $ESIGN_PASSWORD).")
+@click.option(
+    "--passfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File whose first line is the key password or PIN (else $ESIGN_PASSWORD).",
+)
 @click.option("--pkcs11-module", help="PKCS#11 module (.so); else $ESIGN_PKCS11_MODULE.")
-@click.option("--trust", multiple=True, type=click.Path(path_type=Path), help="Trust anchor file or folder for B-LT/B-LTA path building; repeatable.")
-@click.option("--no-cert-check", is_flag=True, help="Sign even if the certificate is expired or revoked (not recommended).")
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchor file or folder for B-LT/B-LTA path building; repeatable.",
+)
+@click.option(
+    "--no-cert-check",
+    is_flag=True,
+    help="Sign even if the certificate is expired or revoked (not recommended).",
+)
 @handles_errors
 def sign(
     input_pdf: Path,
@@ -112,7 +150,12 @@ def pki() -> None:
 
 
 @pki.command("build")
-@click.option("--dir", "root", type=click.Path(path_type=Path, file_okay=False), help="Where to build (default keys/test-pki).")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to build (default keys/test-pki).",
+)
 @click.option("--url", default=None, help="Service URL prefix baked into certificates.")
 @click.option("--force", is_flag=True, help="Rebuild with fresh keys even if present.")
 @handles_errors
@@ -125,7 +168,12 @@ def pki_build(root: Path | None, url: str | None, force: bool) -> None:
 
 
 @pki.command("serve")
-@click.option("--dir", "root", type=click.Path(path_type=Path, file_okay=False), help="Built test PKI (default keys/test-pki).")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Built test PKI (default keys/test-pki).",
+)
 @handles_errors
 def pki_serve(root: Path | None) -> None:
     """Serve OCSP, CRLs and the TSA of the test PKI until interrupted."""
@@ -138,7 +186,13 @@ def pki_serve(root: Path | None) -> None:
 
 
 @esign.command()
-@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+)
 @handles_errors
 def demo(out_dir: Path) -> None:
     """Build the test PKI, start its services, sign a sample at every PAdES level and verify."""
@@ -148,8 +202,17 @@ def demo(out_dir: Path) -> None:
     sys.exit(0 if ok else 1)
 
 
+def _quiet_libraries() -> None:
+    # pyHanko and certvalidator log validation problems with tracebacks; the report says it all.
+    if not os.environ.get("ESIGN_DEBUG"):
+        logging.getLogger().addHandler(logging.NullHandler())
+        for name in ("pyhanko", "pyhanko_certvalidator", "certomancer", "fontTools"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point; usage errors exit with 3 (0-2 are verdicts)."""
+    _quiet_libraries()
     try:
         rv = esign.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Abort:

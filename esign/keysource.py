@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import load_pem_x509_certificates
 from pyhanko.keys import load_certs_from_pemder
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
 from .errors import InputError, KeySourceError, UsageError
 
@@ -141,7 +141,8 @@ def _supported(key: object, source: str) -> PrivateKey:
 
 
 def _signer(key: PrivateKey, cert: x509.Certificate, chain: list[x509.Certificate]) -> LoadedKey:
-    store = SimpleCertificateStore.from_certs([cert, *chain])
+    # pyHanko embeds the signing certificate itself; the store holds the rest of the chain.
+    store = SimpleCertificateStore.from_certs(chain)
     return LoadedKey(CachedKeySigner(cert, key, store), cert, chain)
 
 

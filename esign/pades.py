@@ -11,7 +11,7 @@ import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -23,13 +23,13 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.errors import (
     PathBuildingError,
     PathValidationError,
     RevokedError,
     ValidationError,
 )
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from .errors import CertificateRefused, EsignError, ServiceError, SigningError, UsageError
 from .keysource import LoadedKey
@@ -74,7 +74,7 @@ class SignOptions:
     check_certificate: bool = True
     """Refuse expired, not-yet-valid and revoked signing certificates (OCSP/CRL, soft-fail)."""
     trust_roots: tuple[x509.Certificate, ...] = ()
-    """Extra trust anchors for B-LT/B-LTA path building; self-signed certs in the chain count too."""
+    """Extra trust anchors for B-LT/B-LTA path building (self-signed chain certs count too)."""
     tsa_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -113,7 +113,9 @@ class DocumentSigner:
             trust_roots=roots or None,
             other_certs=chain,
             allow_fetching=fetch,
-            revocation_mode="hard-fail" if self.options.level.embeds_validation_data else "soft-fail",
+            revocation_mode="hard-fail"
+            if self.options.level.embeds_validation_data
+            else "soft-fail",
             fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.options.tsa_timeout),
         )
 
@@ -122,7 +124,7 @@ class DocumentSigner:
         if self._checked or not self.options.check_certificate:
             return
         cert = self.key.signing_cert
-        now = moment or datetime.now(timezone.utc)
+        now = moment or datetime.now(UTC)
         validity = cert["tbs_certificate"]["validity"]
         not_before = validity["not_before"].native
         not_after = validity["not_after"].native
@@ -134,7 +136,9 @@ class DocumentSigner:
                 f"signing certificate is not valid before {not_before:%Y-%m-%d}: {who}"
             )
         vc = self._validation_context(fetch=True)
-        validator = CertificateValidator(cert, intermediate_certs=self.key.chain, validation_context=vc)
+        validator = CertificateValidator(
+            cert, intermediate_certs=self.key.chain, validation_context=vc
+        )
         try:
             asyncio.run(validator.async_validate_usage(set()))
         except RevokedError as e:
@@ -158,7 +162,9 @@ class DocumentSigner:
             location=opts.location,
             subfilter=fields.SigSeedSubFilter.PADES,
             certify=opts.certify,
-            docmdp_permissions=fields.MDPPerm.NO_CHANGES if opts.certify else fields.MDPPerm.FILL_FORMS,
+            docmdp_permissions=fields.MDPPerm.NO_CHANGES
+            if opts.certify
+            else fields.MDPPerm.FILL_FORMS,
             embed_validation_info=opts.level.embeds_validation_data,
             use_pades_lta=opts.level is PadesLevel.B_LTA,
             validation_context=(
@@ -206,8 +212,8 @@ def _signing_error(e: Exception, options: SignOptions) -> EsignError:
     text = " ".join(str(e).split())
     cause = e.__cause__ or e.__context__
     low = text.lower() + " " + str(cause).lower()
-    if isinstance(cause, (TimestampRequestError, OSError)) or "timestamp" in low and (
-        "connect" in low or "request" in low
+    if isinstance(cause, (TimestampRequestError, OSError)) or (
+        "timestamp" in low and ("connect" in low or "request" in low)
     ):
         return ServiceError(f"timestamp service {options.tsa_url} failed: {text}")
     if "revoked" in low:
@@ -234,7 +240,9 @@ def load_trust_roots(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
     files: list[str] = []
     for p in paths:
         if p.is_dir():
-            files.extend(str(f) for f in sorted(p.iterdir()) if f.suffix in (".pem", ".crt", ".cer", ".der"))
+            files.extend(
+                str(f) for f in sorted(p.iterdir()) if f.suffix in (".pem", ".crt", ".cer", ".der")
+            )
         else:
             files.append(str(p))
     return tuple(load_certs_from_pemder(files))

@@ -6,10 +6,13 @@ and the demo talk HTTP to real services and can stop them to prove embedded data
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 from datetime import datetime
 from types import TracebackType
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 from certomancer.integrations.animator import Animator, AnimatorArchStore
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -23,6 +26,33 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _OcspGetSupport:
+    """RFC 6960 A.1: OCSP over GET (``.../ocsp/<label>/<base64 request>``), which NSS-based
+    verifiers such as poppler's pdfsig use; certomancer's Animator only answers POST."""
+
+    def __init__(self, app: Animator) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path: str = environ.get("PATH_INFO", "")
+        parts = path.split("/")
+        if environ.get("REQUEST_METHOD") == "GET" and len(parts) >= 5 and parts[2] == "ocsp":
+            encoded = unquote("/".join(parts[4:]))
+            try:
+                body = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False)
+            except ValueError:
+                body = b""
+            environ = {
+                **environ,
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/".join(parts[:4]),
+                "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": "application/ocsp-request",
+                "wsgi.input": io.BytesIO(body),
+            }
+        return self.app(environ, start_response)
+
+
 class PkiServices:
     """Context manager running the PKI services of ``pki`` at the URL fixed in its certificates."""
 
@@ -31,11 +61,13 @@ class PkiServices:
         parsed = urlparse(pki.url)
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or 80
-        self._app = Animator(
-            AnimatorArchStore(pki.config().pki_archs),
-            at_time=at_time,
-            with_web_ui=False,
-            allow_time_override=False,
+        self._app = _OcspGetSupport(
+            Animator(
+                AnimatorArchStore(pki.config().pki_archs),
+                at_time=at_time,
+                with_web_ui=False,
+                allow_time_override=False,
+            )
         )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 from asn1crypto import x509 as asn1_x509
-from certomancer.registry import CertomancerConfig, PKIArchitecture
+from certomancer.registry import CertLabel, CertomancerConfig, EntityLabel, PKIArchitecture
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -81,6 +81,10 @@ class TestPki:
     def trust_dir(self) -> Path:
         return self.root / "trust"
 
+    @property
+    def intermediates_dir(self) -> Path:
+        return self.root / "intermediates"
+
     def tsa_url(self, arch: str = "mn-rsa") -> str:
         return f"{self.url}/{arch}/tsa/tsa"
 
@@ -131,7 +135,7 @@ def _utf8_name(name_cfg: dict[str, str], defaults: dict[str, str]) -> asn1_x509.
 def load_config(root: Path, url: str) -> CertomancerConfig:
     """Load the certomancer configuration copied into ``root`` by :func:`build`."""
     raw: dict[str, Any] = yaml.safe_load((root / SPEC_FILE).read_text(encoding="utf-8"))
-    serials: dict[str, dict[str, dict[str, str]]] = {}
+    serials: dict[str, dict[str, str]] = {}
     base_arch = raw["pki-architectures"]["mn-rsa"]
     for label, ent in base_arch["entities"].items():
         if "serial-number" in ent:
@@ -151,11 +155,11 @@ def _patch_entities(
     # replace those entities before any certificate is generated from them.
     registry = arch.entities._dict
     for label, cfg in entities.items():
-        registry[label] = _utf8_name(cfg, defaults)
+        registry[EntityLabel(label)] = _utf8_name(cfg, defaults)
 
 
 def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = False) -> TestPki:
-    """Generate keys and export the test PKI to ``root``; reuse it when already built for ``url``."""
+    """Generate keys and export the test PKI to ``root``; reuse one already built for ``url``."""
     root = (root or default_dir()).resolve()
     manifest = root / MANIFEST
     if manifest.is_file() and not force:
@@ -176,10 +180,15 @@ def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = Fal
     pki = TestPki(root=root, url=url)
     trust = pki.trust_dir
     trust.mkdir()
+    pki.intermediates_dir.mkdir()
     pki.password_file.write_text(P12_PASSWORD + "\n")
     for arch_label, arch in cfg.pki_archs.items():
         _export_arch(pki, str(arch_label), arch, key_labels)
         shutil.copy(pki.cert(str(arch_label), "root"), trust / f"{arch_label}-root.pem")
+        for ca in ("issuing", "sco"):
+            shutil.copy(
+                pki.cert(str(arch_label), ca), pki.intermediates_dir / f"{arch_label}-{ca}.pem"
+            )
     manifest.write_text(
         json.dumps(
             {
@@ -207,15 +216,14 @@ def _export_arch(pki: TestPki, label: str, arch: PKIArchitecture, key_labels: li
     src_keys = pki.root / ARCHES[label]
     for key_label in key_labels:
         shutil.copy(src_keys / f"{key_label}.key.pem", pki.key(label, key_label))
-    cert_labels = [str(s.label) for _, specs in arch.enumerate_certs_by_issuer() for s in specs]
+    cert_labels = [s.label for _, specs in arch.enumerate_certs_by_issuer() for s in specs]
     for cert_label in cert_labels:
-        pki.cert(label, cert_label).write_bytes(_pem(arch.get_cert(cert_label).dump()))
+        pki.cert(label, str(cert_label)).write_bytes(_pem(arch.get_cert(cert_label).dump()))
         chain = [c for c in arch.get_chain(cert_label) if str(c) != "root"]
-        pki.chain(label, cert_label).write_bytes(
+        pki.chain(label, str(cert_label)).write_bytes(
             b"".join(_pem(arch.get_cert(c).dump()) for c in chain)
         )
     for signer in SIGNERS:
         pki.p12(label, signer).write_bytes(
-            arch.package_pkcs12(signer, password=P12_PASSWORD.encode())
+            arch.package_pkcs12(CertLabel(signer), password=P12_PASSWORD.encode())
         )
-

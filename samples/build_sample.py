@@ -3,7 +3,7 @@
 Run: python samples/build_sample.py  (needs fpdf2 and the DejaVu fonts from fonts-dejavu-core)
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fpdf import FPDF
@@ -14,7 +14,7 @@ OUT = Path(__file__).with_name("certificate.pdf")
 
 def build() -> bytes:
     pdf = FPDF(format="A4")
-    pdf.set_creation_date(datetime(2026, 11, 25, tzinfo=timezone.utc))  # reproducible bytes
+    pdf.set_creation_date(datetime(2026, 11, 25, tzinfo=UTC))  # reproducible bytes
     pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
     pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
     pdf.add_page()

@@ -1,0 +1,34 @@
+# Two commands for a new user: `make demo` and `make test`. Each installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core
+
+.PHONY: demo test bench lint system-deps venv
+
+$(BIN)/esign: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/esign
+
+# Debian packages the tests use as independent judges (pdfsig, pdftotext, zbarimg) and SoftHSM2.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
+
+demo: venv
+	$(BIN)/esign demo --out demo-out
+
+test: venv system-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/run.py

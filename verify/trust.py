@@ -1,0 +1,95 @@
+"""Trust anchors and fetch allowlist: explicit configuration, never the operating system's store."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import x509
+from pyhanko.keys import load_certs_from_pemder
+
+from esign.errors import InputError, UsageError
+
+CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+
+
+def default_config_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "keys" / "trust.toml"
+
+
+def load_cert_paths(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
+    """Certificates from files and folders of them (PEM or DER)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(f for f in sorted(p.iterdir()) if f.suffix.lower() in CERT_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"certificate path not found: {p}")
+    certs: list[x509.Certificate] = []
+    for f in files:
+        try:
+            certs.extend(load_certs_from_pemder([str(f)]))
+        except (ValueError, TypeError, OSError) as e:
+            raise InputError(f"{f} is not a readable certificate file") from e
+    return tuple(certs)
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """Who we trust and where we may fetch revocation data from."""
+
+    anchors: tuple[x509.Certificate, ...]
+    fetch_allow: tuple[str, ...] = ()
+    intermediates: tuple[x509.Certificate, ...] = ()
+    """Published CA certificates used to build paths; known, not trusted."""
+    source: str = ""
+
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Sequence[Path],
+        fetch_allow: Sequence[str] = (),
+        intermediates: Sequence[Path] = (),
+    ) -> TrustConfig:
+        """Anchors from certificate files and folders of them (PEM or DER)."""
+        anchors = load_cert_paths(paths)
+        if not anchors:
+            raise UsageError("no trust anchors configured: give --trust FILE_OR_DIR")
+        return cls(
+            anchors=anchors,
+            fetch_allow=tuple(fetch_allow),
+            intermediates=load_cert_paths(intermediates),
+            source=", ".join(str(p) for p in paths),
+        )
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrustConfig:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise InputError(f"trust configuration not found: {path}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"{path} is not valid TOML: {e}") from e
+        base = path.parent
+        anchors = [base / str(a) for a in data.get("anchors", [])]
+        missing = [a for a in anchors if not a.exists()]
+        if missing:
+            raise InputError(
+                f"trust anchors {missing[0]} not found (for the test PKI run `esign pki build`)"
+            )
+        allow = [str(u) for u in data.get("fetch_allow", [])]
+        known = [base / str(a) for a in data.get("intermediates", []) if (base / str(a)).exists()]
+        return cls.from_paths(anchors, allow, known)
+
+    @classmethod
+    def load(cls, paths: Sequence[Path] = ()) -> TrustConfig:
+        """``--trust`` paths if given (a ``.toml`` is a full configuration), else the default."""
+        if len(paths) == 1 and paths[0].suffix == ".toml":
+            return cls.from_toml(paths[0])
+        if paths:
+            return cls.from_paths(paths)
+        return cls.from_toml(default_config_path())
