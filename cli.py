@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,6 +144,126 @@ def sign(
     ) as loaded:
         DocumentSigner(loaded, options).sign_file(input_pdf, output)
     click.echo(f"signed {output} ({options.level.value})")
+
+
+def _collect_pdfs(inputs: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() == ".pdf"))
+        else:
+            files.append(item)
+    return files
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(
+            f"--at {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
+        ) from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@esign.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchor file, folder or trust.toml; repeatable (default keys/trust.toml).",
+)
+@click.option("--at", "at_time", help="Validate as of this ISO 8601 time instead of now.")
+@click.option(
+    "--online/--offline",
+    default=True,
+    show_default=True,
+    help="Fetch OCSP/CRL (allowlisted URLs only) or use embedded data only.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON report (one object per file; an array for several).",
+)
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line, for batches.")
+@click.option("--lang", type=click.Choice(["mn", "en"]), default="mn", show_default=True)
+@handles_errors
+def verify(
+    inputs: Sequence[Path],
+    trust: Sequence[Path],
+    at_time: str | None,
+    online: bool,
+    as_json: bool,
+    as_jsonl: bool,
+    lang: str,
+) -> int:
+    """Verify the signatures of PDF files (or folders of them).
+
+    Exit code: 0 all TOTAL-PASSED, 1 any TOTAL-FAILED, 2 any INDETERMINATE (none failed),
+    4 a file could not be read (and none failed).
+    """
+    from verify import TrustConfig, Verifier, VerifyOptions
+    from verify.render import summary, to_json, to_jsonl, to_text
+
+    if as_json and as_jsonl:
+        raise UsageError("choose one of --json and --jsonl")
+    files = _collect_pdfs(inputs)
+    if not files:
+        raise UsageError("no PDF files found in the given folders")
+    verifier = Verifier(
+        TrustConfig.load(trust), VerifyOptions(at=_parse_time(at_time), online=online)
+    )
+    counts: dict[str, int] = {}
+    reports = []
+    batch = len(files) > 1
+    show_bar = batch and sys.stderr.isatty() and not (as_json or as_jsonl)
+    start = time.perf_counter()
+    with (
+        click.progressbar(files, file=sys.stderr, label="verify")
+        if show_bar
+        else _nullbar(files) as bar
+    ):
+        for path in bar:
+            try:
+                report = verifier.verify_file(path)
+            except EsignError as e:
+                counts["ERROR"] = counts.get("ERROR", 0) + 1
+                click.echo(f"esign: error: {e.message}", err=True)
+                continue
+            counts[report.indication.value] = counts.get(report.indication.value, 0) + 1
+            if as_jsonl:
+                click.echo(to_jsonl(report))
+            elif as_json:
+                reports.append(report)
+            else:
+                click.echo(to_text(report, lang) + ("\n" if batch else ""))
+    elapsed = time.perf_counter() - start
+    if as_json:
+        click.echo(to_json(reports[0] if len(reports) == 1 and not batch else reports))
+    if batch:
+        click.echo(summary(counts, elapsed, lang), err=as_json or as_jsonl)
+    if counts.get("TOTAL-FAILED"):
+        return 1
+    if counts.get("ERROR"):
+        return 4
+    if counts.get("INDETERMINATE"):
+        return 2
+    return 0
+
+
+class _nullbar:
+    def __init__(self, items: Sequence[Path]) -> None:
+        self.items = items
+
+    def __enter__(self) -> Sequence[Path]:
+        return self.items
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 @esign.group()

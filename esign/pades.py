@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,8 +85,12 @@ class SignOptions:
             raise UsageError(f"level {self.level.value} needs a timestamp service: give --tsa URL")
 
 
-_BASE_RESERVE = 8192
-_TIMESTAMP_RESERVE = 16384
+# Space reserved for the CMS container beyond the embedded certificates. Kept tight: every
+# verifier parses the whole /Contents hex string, padding included. Too small a guess is
+# corrected by one retry (see DocumentSigner.sign_bytes).
+_BASE_RESERVE = 2048
+_TIMESTAMP_RESERVE = 6144
+_TOO_SMALL = re.compile(r"Final ByteRange payload larger than expected.*required (\d+) bytes")
 
 
 class DocumentSigner:
@@ -177,6 +182,17 @@ class DocumentSigner:
         """Sign a PDF held in memory; returns the signed PDF."""
         self.check_certificate()
         writer = open_for_update(data, name)
+        try:
+            return self._sign_writer(writer, name)
+        except PyHankoSigningError as e:
+            grown = _TOO_SMALL.search(str(e))
+            if grown is None:
+                raise _signing_error(e, self.options) from e
+            # The container outgrew the reservation (e.g. a TSA embedding a long chain).
+            self._reserve = int(grown.group(1)) // 2 + _BASE_RESERVE
+            return self._sign_writer(open_for_update(data, name), name)
+
+    def _sign_writer(self, writer: IncrementalPdfFileWriter, name: str) -> bytes:
         out = BytesIO()
         try:
             field_name = self.options.field_name or _free_field_name(writer)
@@ -188,6 +204,8 @@ class DocumentSigner:
         except EsignError:
             raise
         except PyHankoSigningError as e:
+            if _TOO_SMALL.search(str(e)):
+                raise
             raise _signing_error(e, self.options) from e
         except (PdfError, ValueError) as e:
             raise SigningError(f"cannot sign {name}: {e}") from e

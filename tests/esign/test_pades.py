@@ -141,3 +141,19 @@ def test_certify_forbids_changes(
     sig = PdfFileReader(out.open("rb")).embedded_signatures[0]
     assert sig.field_name == "Seal"
     assert sig.docmdp_level is not None and sig.docmdp_level.name == "NO_CHANGES"
+
+
+def test_reservation_grows_when_the_container_does_not_fit(
+    pki: testpki.TestPki, services: PkiServices, sample_pdf: Path
+) -> None:
+    with load_key(str(pki.p12("mn-rsa", "seal")), password=b"esign-test") as key:
+        signer = DocumentSigner(
+            key, SignOptions(level=PadesLevel.B_T, tsa_url=pki.tsa_url("mn-rsa"))
+        )
+        signer._reserve = 512  # far too small for an RSA-3072 chain and a timestamp token
+        signed = signer.sign_bytes(sample_pdf.read_bytes())
+        assert signer._reserve > 4096
+    from io import BytesIO
+
+    sig = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
+    assert sig.signer_info["unsigned_attrs"][0]["type"].native == "signature_time_stamp_token"

@@ -1,0 +1,114 @@
+"""Verification throughput (docs/s, one process, no network) and single-file CLI wall time.
+
+In-process: the same signed 1-page certificate verified repeatedly with one Verifier (offline:
+chain and embedded revocation data, no fetching), beside pyHanko's plain validate_pdf_signature
+with a fresh ValidationContext per document. CLI: `esign verify --offline one.pdf` wall time
+beside `pyhanko sign validate` when pyhanko-cli is installed. Figures only; never fails a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+from esign import testpki
+from esign.keysource import load_key
+from esign.pades import DocumentSigner, PadesLevel, SignOptions
+from esign.services import PkiServices
+from verify import TrustConfig, Verifier, VerifyOptions, _fasthex
+from verify.trust import load_cert_paths
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "certificate.pdf"
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)  # pyHanko logs each indeterminate path with a traceback
+    pki = testpki.build()
+    out = Path(tempfile.mkdtemp(prefix="esign-bench-"))
+    files: dict[str, Path] = {}
+    with PkiServices(pki):
+        key = load_key(str(pki.p12("mn-rsa", "seal")), password=testpki.P12_PASSWORD.encode())
+        for level in (PadesLevel.B_B, PadesLevel.B_LT):
+            files[level.value] = out / f"{level.value}.pdf"
+            opts = SignOptions(level=level, tsa_url=pki.tsa_url("mn-rsa"))
+            DocumentSigner(key, opts).sign_file(SAMPLE, files[level.value])
+    trust = TrustConfig.from_paths([pki.trust_dir], intermediates=[pki.intermediates_dir])
+    verifier = Verifier(trust, VerifyOptions(online=False))
+    anchors = list(load_cert_paths([pki.trust_dir]))
+    others = list(load_cert_paths([pki.intermediates_dir]))
+
+    print(f"verification, one process, no network, {args.seconds:.0f} s each (RSA-3072 signer)")
+    for level, path in files.items():
+        data = path.read_bytes()
+        verdict = verifier.verify_bytes(data).indication.value
+        ours = rate(lambda d=data: verifier.verify_bytes(d), args.seconds)
+
+        def plain(d: bytes = data) -> None:
+            sig = PdfFileReader(BytesIO(d)).embedded_signatures[0]
+            vc = ValidationContext(trust_roots=anchors, other_certs=others, allow_fetching=False)
+            validate_pdf_signature(sig, vc)
+
+        # pyHanko as shipped: without the faster hex reader that importing `verify` installs
+        generic.read_hex_string_from_stream = _fasthex.original()
+        theirs = rate(plain, args.seconds)
+        _fasthex.install()
+        print(f"  {level:<5} esign {ours:6.1f} docs/s ({verdict})   pyHanko plain "
+              f"{theirs:6.1f} docs/s   ratio {ours / theirs:4.2f}")  # fmt: skip
+
+    esign = [str(Path(sys.executable).with_name("esign"))]
+    one = str(files["B-LT"])
+    ours_wall = wall([*esign, "verify", "--offline", one], args.runs)
+    print(f"CLI wall, median of {args.runs}: esign verify --offline one.pdf  {ours_wall:.3f} s")
+    pyhanko = shutil.which("pyhanko", path=str(Path(sys.executable).parent))
+    if pyhanko:
+        cmd = [pyhanko, "sign", "validate", "--no-revocation-check", "--trust",
+               str(pki.trust_dir / "mn-rsa-root.pem"), "--other-certs",
+               str(pki.intermediates_dir / "mn-rsa-sco.pem"), one]  # fmt: skip
+        theirs_wall = wall(cmd, args.runs)
+        print(f"                      pyhanko sign validate one.pdf  {theirs_wall:.3f} s"
+              f"   ratio {ours_wall / theirs_wall:4.2f}")  # fmt: skip
+    imports = wall([sys.executable, "-c", "import verify.pdf"], args.runs)
+    bare = wall([sys.executable, "-c", "pass"], args.runs)
+    print(f"  of which: Python start {bare:.3f} s, importing the pyHanko validation stack "
+          f"{imports - bare:.3f} s")  # fmt: skip
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
