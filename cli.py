@@ -38,6 +38,10 @@ def handles_errors(func: F) -> F:
             _fail(e.message, e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:  # `esign verify ... | head`: the reader left, nothing to say
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except Exception as e:  # a bug, not a user mistake: still one line, but say so
             if os.environ.get("ESIGN_DEBUG"):
                 raise
