@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,7 +186,7 @@ class Verifier:
             return self._document(
                 name, [], timing, mode, doc_error=("FORMAT_FAILURE", f"unreadable PDF: {e}")
             )
-        reports = [await self._verify_one(sig, timing, reader) for sig in sigs]
+        reports = [await self._verify_one(sig, timing, reader, data) for sig in sigs]
         return self._document(name, reports, timing, mode)
 
     def _document(
@@ -231,13 +232,23 @@ class Verifier:
         )
 
     async def _verify_one(
-        self, sig: EmbeddedPdfSignature, timing: ValidationTimingInfo, reader: PdfFileReader
+        self,
+        sig: EmbeddedPdfSignature,
+        timing: ValidationTimingInfo,
+        reader: PdfFileReader,
+        data: bytes,
     ) -> SignatureReport:
         try:
             field = str(sig.field_name)
         except MALFORMED:
             field = "?"
         try:
+            gap = _byte_range_gap_problem(sig, data)
+            if gap is not None:
+                kind = (
+                    "document-timestamp" if sig.sig_object_type == "/DocTimeStamp" else "signature"
+                )
+                return _failed(field, kind, "FORMAT_FAILURE", reason("NOT_COVERED"), detail=gap)
             if sig.sig_object_type == "/DocTimeStamp":
                 return await self._verify_doc_timestamp(sig, field, timing)
             return await self._verify_signature(sig, field, timing, reader)
@@ -299,6 +310,10 @@ class Verifier:
             details.append(" ".join(result.failure_msg.split()))
         ind = _indication(sub_indic)
         sub: str | None = sub_indic.standard_name if ind is not Indication.TOTAL_PASSED else None
+        late = _existence_proved_only_after_expiry(sig, result) if sub is None else None
+        if late is not None:
+            ind, sub = Indication.INDETERMINATE, "OUT_OF_BOUNDS_NO_POE"
+            details.append(late)
         text = explain(sub, ind)
         # pyHanko's AdES process judges the CMS signature; the PDF-level checks are ours.
         if status is not None and not status.intact:
@@ -376,6 +391,53 @@ class Verifier:
                 known_certs=known.known_certs + dss.known_certs,
             ),
         )
+
+
+def _existence_proved_only_after_expiry(
+    sig: EmbeddedPdfSignature, result: AdESBasicValidationResult[Any]
+) -> str | None:
+    """Why a passed result must become INDETERMINATE/OUT_OF_BOUNDS_NO_POE, or None.
+
+    ETSI EN 319 102-1 5.5.4: an expired signing certificate is acceptable only when the signature
+    is proved to exist before the expiry. pyHanko 0.38's validation with time checks only the
+    not-before side ("we can't process expiration here"), so a signature made with an expired
+    certificate and timestamped today would pass.
+    """
+    poe = getattr(result, "best_signature_time", None)
+    if not isinstance(poe, datetime):
+        return None
+    not_after = sig.signer_cert.not_valid_after
+    if poe <= not_after:
+        return None
+    return (
+        f"the earliest proof of existence ({poe:%Y-%m-%d %H:%M:%S}Z) is after the signing "
+        f"certificate expired ({not_after:%Y-%m-%d})"
+    )
+
+
+_HEX_STRING = re.compile(rb"<([0-9A-Fa-f]*)>")
+
+
+def _byte_range_gap_problem(sig: EmbeddedPdfSignature, data: bytes) -> str | None:
+    """What is wrong with the hole in the /ByteRange, or None when it holds exactly the /Contents
+    hex string (ISO 32000-2 12.8.1) and the second range lies inside the file.
+
+    pyHanko judges whole-file coverage by length alone; a literal-string /Contents, or one found
+    elsewhere than in the hole, lets a signature-wrapping attacker hide a new revision in the hole
+    and still look like "covers the entire file".
+    """
+    try:
+        first, len1, start2, len2 = (int(v) for v in sig.byte_range)
+    except (TypeError, ValueError):
+        return "the /ByteRange is not four integers"
+    if first != 0 or not 0 < len1 < start2 or len2 < 0 or start2 + len2 > len(data):
+        return "the /ByteRange does not fit the file"
+    hole = _HEX_STRING.fullmatch(data, len1, start2)
+    if hole is None or len(hole.group(1)) % 2:
+        return "the /ByteRange hole is not exactly the /Contents hex string"
+    if bytes.fromhex(hole.group(1).decode("ascii")) != sig.pkcs7_content:
+        return "the /ByteRange hole does not hold this signature's /Contents"
+    return None
 
 
 def _has_signer_cert(sig: EmbeddedPdfSignature) -> bool:
