@@ -56,11 +56,19 @@ class SigningError(EsignError):
     exit_code = 8
 
 
+class RegistryError(EsignError):
+    """The registry of issued documents refused or failed: unknown or duplicate id, a status change
+    that is no longer possible, or a database that cannot be opened."""
+
+    exit_code = 9
+
+
 __all__ = [
     "CertificateRefused",
     "EsignError",
     "InputError",
     "KeySourceError",
+    "RegistryError",
     "ServiceError",
     "SigningError",
     "UsageError",

@@ -1,0 +1,693 @@
+"""Registry of issued documents: what was issued, to whom (as a digest), whether it still stands.
+
+The verification page and ``esign verify`` ask it whether a document was revoked or superseded; a
+batch asks it which ids are already issued so that an interrupted batch can resume. Several HTTP
+signing processes may share one PostgreSQL database, so ids are unique by primary key, a new record
+is one ``INSERT .. ON CONFLICT DO NOTHING`` and every status change is one conditional ``UPDATE``:
+the first revocation wins and is kept, and no update is lost. A local SQLite file is the default
+for one machine. Open a registry with :func:`open_registry`; errors are :class:`RegistryError`
+lines that never show the database password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import sqlite3
+import threading
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from urllib.parse import unquote, urlsplit
+
+from .errors import RegistryError, UsageError
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA_VERSION = 1
+"""The schema this code writes. A database with a newer version is refused, not misread."""
+
+DEFAULT_PATH = Path("esign-registry.db")
+"""SQLite file used when no URL is given; a caller with a configured location passes its own."""
+
+_SUBJECT_DOMAIN = "esign-subject-v1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_MAX_ID_LENGTH = 200
+_IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-variable limit
+_PG_SCHEMA_LOCK = 0x65_73_69_67_6E_72_65_67  # advisory lock key ("esignreg") for migrations
+_PG_CONNECT_TIMEOUT = 10
+
+
+class DocumentStatus(StrEnum):
+    """Where a document stands. Revoked is final; superseded documents may still be revoked."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedDocument:
+    """One issued document as the registry knows it.
+
+    ``subject_digest`` comes from :func:`subject_digest`, never the identifiers themselves: the
+    registry answers "is this document still valid" without holding a list of citizens.
+    ``created_at`` is filled in by :meth:`Registry.record` when left ``None``.
+    """
+
+    id: str
+    doc_type: str
+    issuer: str
+    subject_digest: str
+    issued_on: date
+    expires_on: date | None
+    pdf_sha256: str
+    status: DocumentStatus = DocumentStatus.ACTIVE
+    status_reason: str | None = None
+    status_time: datetime | None = None
+    superseded_by: str | None = None
+    created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_id(self.id)
+        for name in ("doc_type", "issuer"):
+            value = getattr(self, name)
+            if not value or not value.strip():
+                raise UsageError(f"document {self.id}: {name} is empty")
+        for name in ("subject_digest", "pdf_sha256"):
+            if not _HEX64.fullmatch(getattr(self, name)):
+                raise UsageError(f"document {self.id}: {name} is not 64 lower-case hex digits")
+        for name in ("issued_on", "expires_on"):
+            value = getattr(self, name)
+            if isinstance(value, datetime) or not (
+                isinstance(value, date) or (value is None and name == "expires_on")
+            ):
+                raise UsageError(f"document {self.id}: {name} must be a date, not a date and time")
+        if self.expires_on is not None and self.expires_on < self.issued_on:
+            raise UsageError(f"document {self.id}: expires {self.expires_on} before issued")
+        for name in ("status_time", "created_at"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise UsageError(f"document {self.id}: {name} has no time zone")
+        if (self.status is DocumentStatus.ACTIVE) != (self.status_time is None):
+            raise UsageError(f"document {self.id}: status {self.status} and status_time disagree")
+        if self.status is DocumentStatus.SUPERSEDED and self.superseded_by is None:
+            raise UsageError(f"document {self.id}: superseded but superseded_by is empty")
+
+
+class RegistryUnavailable(RegistryError):
+    """The database cannot be opened or failed mid-operation (refused, locked, not a database)."""
+
+
+class UnknownDocument(RegistryError):
+    """No document with this id was ever recorded."""
+
+    def __init__(self, doc_id: str, hint: str = "") -> None:
+        super().__init__(f"document {doc_id} is not in the registry{hint}")
+        self.doc_id = doc_id
+
+
+class DuplicateDocument(RegistryError):
+    """The id is already recorded; ``document`` is the record that was there first."""
+
+    def __init__(self, document: IssuedDocument) -> None:
+        super().__init__(
+            f"document {document.id} is already in the registry "
+            f"(issued {document.issued_on}, {document.status})"
+        )
+        self.document = document
+
+
+class StatusConflict(RegistryError):
+    """The status change is no longer possible; ``document`` is the record as it stands."""
+
+    def __init__(self, message: str, document: IssuedDocument) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+class AlreadyRevoked(StatusConflict):
+    """A second revocation: the first one (its reason and time) is kept and is in ``document``."""
+
+    def __init__(self, document: IssuedDocument) -> None:
+        super().__init__(
+            f"document {document.id} was already revoked at "
+            f"{_format_time(document.status_time)}: {document.status_reason}",
+            document,
+        )
+
+
+def subject_digest(register_number: str, name: str, *, key: bytes | None = None) -> str:
+    """Hex SHA-256 identifying a person without storing who they are.
+
+    Both fields are NFC-normalised and case-folded; the register number loses all whitespace, the
+    name keeps single spaces between words, so "уб 99112233" and "УБ99112233" match. The hashed
+    bytes are UTF-8 of ``"esign-subject-v1\\n" + register_number + "\\n" + name``: a newline cannot
+    occur inside either field after normalisation, so the encoding is unambiguous.
+
+    A register number embeds the birth date, so a plain digest can be found by trying candidates;
+    a deployment that must resist that passes a secret ``key`` (HMAC-SHA256 instead of SHA-256).
+    """
+    register = _fold("".join(register_number.split()))
+    person = _fold(" ".join(name.split()))
+    if not register or not person:
+        raise UsageError("subject digest needs a register number and a name")
+    message = f"{_SUBJECT_DOMAIN}\n{register}\n{person}".encode()
+    if key is not None:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
+
+
+def open_registry(url: str | None, *, default_path: str | PathLike[str] = DEFAULT_PATH) -> Registry:
+    """Open (creating or upgrading the schema if needed) the registry at ``url``.
+
+    ``None`` means the SQLite file ``default_path``; ``sqlite:///abs/file.db`` or
+    ``sqlite:relative/file.db`` a SQLite file (its directory must exist); ``postgresql://...`` a
+    PostgreSQL database, with any libpq URI parameter (``?options=-csearch_path%3Dschema`` selects
+    a schema). Raises :class:`RegistryUnavailable` when the database cannot be opened.
+    """
+    if url is None:
+        return Registry(_SqliteBackend(Path(default_path)))
+    scheme = url.partition(":")[0].lower()
+    if scheme == "sqlite":
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        if parts.netloc or not path or parts.query or parts.fragment:
+            raise UsageError(
+                f"cannot use registry URL {url}: write sqlite:///absolute/path.db "
+                "or sqlite:relative/path.db"
+            )
+        return Registry(_SqliteBackend(Path(path)))
+    if scheme in ("postgresql", "postgres"):
+        return Registry(_PostgresBackend(url))
+    raise UsageError(
+        f"unsupported registry URL {redact_url(url)}: use sqlite:///path/to/file.db "
+        "or postgresql://host/database"
+    )
+
+
+class Registry:
+    """The issued-document registry. Safe to share between threads; across processes the
+    database itself keeps ids unique and status changes atomic. Use :func:`open_registry`."""
+
+    def __init__(self, backend: _Backend) -> None:
+        self._backend = backend
+        try:
+            _migrate(backend)
+        except BaseException:
+            backend.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        """Where this registry lives, with any password masked: safe to print."""
+        return self._backend.display_url
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.url}>"
+
+    def record(self, doc: IssuedDocument) -> IssuedDocument:
+        """Record a newly issued, active document and return it as stored.
+
+        Record after the signed PDF is safely written: a batch resumes by skipping recorded ids.
+        Raises :class:`DuplicateDocument` if the id exists (the existing record is not changed).
+        """
+        if doc.status is not DocumentStatus.ACTIVE:
+            raise UsageError(
+                f"document {doc.id}: only active documents are recorded; "
+                "revoke or supersede afterwards so the time and reason are kept"
+            )
+        stored = doc if doc.created_at is not None else replace(doc, created_at=_now())
+        with self._backend.transaction(write=True) as tx:
+            inserted = tx.rows(
+                f"INSERT INTO esign_documents ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                _to_row(stored),
+            )
+            if not inserted:
+                existing = _get(tx, doc.id)
+                assert existing is not None, "a conflicting id must be readable"
+                raise DuplicateDocument(existing)
+        return stored
+
+    def get(self, doc_id: str) -> IssuedDocument | None:
+        """The document as recorded, or ``None`` if this id was never issued."""
+        with self._backend.transaction(write=False) as tx:
+            return _get(tx, doc_id)
+
+    def revoke(self, doc_id: str, reason: str, *, at: datetime | None = None) -> IssuedDocument:
+        """Revoke a document (active or superseded) and return it as now stored.
+
+        Revocation is final and the first one wins: a second call raises :class:`AlreadyRevoked`
+        carrying the first revocation's reason and time, which stay unchanged, so two operators
+        (or servers) revoking at once leave exactly one revocation. Raises
+        :class:`UnknownDocument` for an id never recorded. ``at`` defaults to now (UTC).
+        """
+        reason = _check_reason(reason)
+        when = _utc(at)
+        with self._backend.transaction(write=True) as tx:
+            rows = tx.rows(
+                f"UPDATE esign_documents SET status = ?, status_reason = ?, status_time = ? "
+                f"WHERE id = ? AND status <> ? RETURNING {_COLUMNS}",
+                (DocumentStatus.REVOKED.value, reason, when, doc_id, DocumentStatus.REVOKED.value),
+            )
+            if rows:
+                return _from_row(rows[0])
+            current = _get(tx, doc_id)
+        if current is None:
+            raise UnknownDocument(doc_id)
+        raise AlreadyRevoked(current)
+
+    def supersede(
+        self, old_id: str, new_id: str, reason: str, *, at: datetime | None = None
+    ) -> IssuedDocument:
+        """Mark active ``old_id`` as replaced by ``new_id`` and return the old record as stored.
+
+        Record the replacement first: ``new_id`` must exist and be active. Raises
+        :class:`UnknownDocument` for either id missing and :class:`StatusConflict` when the old
+        document is no longer active (already superseded or revoked) or the new one is not active.
+        """
+        if old_id == new_id:
+            raise UsageError(f"document {old_id} cannot supersede itself")
+        reason = _check_reason(reason)
+        when = _utc(at)
+        with self._backend.transaction(write=True) as tx:
+            # Lock both rows in id order so concurrent supersedes cannot deadlock, and so the
+            # replacement cannot be revoked between this check and the update.
+            locked = tx.rows(
+                f"SELECT id, status, superseded_by FROM esign_documents WHERE id IN (?, ?) "
+                f"ORDER BY id{self._backend.lock_rows}",
+                (old_id, new_id),
+            )
+            found = {row[0]: (row[1], row[2]) for row in locked}
+            if old_id not in found:
+                raise UnknownDocument(old_id)
+            if new_id not in found:
+                raise UnknownDocument(new_id, "; record the replacement before superseding")
+            if found[new_id][0] != DocumentStatus.ACTIVE:
+                current = _get(tx, new_id)
+                assert current is not None
+                raise StatusConflict(
+                    f"document {old_id} cannot be superseded by {new_id}, which is "
+                    f"{found[new_id][0]}",
+                    current,
+                )
+            rows = tx.rows(
+                f"UPDATE esign_documents SET status = ?, status_reason = ?, status_time = ?, "
+                f"superseded_by = ? WHERE id = ? AND status = ? RETURNING {_COLUMNS}",
+                (
+                    DocumentStatus.SUPERSEDED.value,
+                    reason,
+                    when,
+                    new_id,
+                    old_id,
+                    DocumentStatus.ACTIVE.value,
+                ),
+            )
+            if rows:
+                return _from_row(rows[0])
+            current = _get(tx, old_id)
+        assert current is not None
+        if current.status is DocumentStatus.REVOKED:
+            raise StatusConflict(
+                f"document {old_id} is revoked and cannot be superseded "
+                f"(revoked at {_format_time(current.status_time)})",
+                current,
+            )
+        raise StatusConflict(
+            f"document {old_id} is already superseded by {current.superseded_by}", current
+        )
+
+    def issued_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are recorded, whatever their status: what a resumed batch must skip."""
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        with self._backend.transaction(write=False) as tx:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                rows = tx.rows(f"SELECT id FROM esign_documents WHERE id IN ({marks})", chunk)
+                found.update(row[0] for row in rows)
+        return found
+
+    def close(self) -> None:
+        """Release the database connection; the registry cannot be used afterwards."""
+        self._backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id, doc_type, issuer, subject_digest, issued_on, expires_on, status, status_reason, "
+    "status_time, pdf_sha256, superseded_by, created_at"
+)
+
+_V1_DDL = (
+    """CREATE TABLE esign_documents (
+        id TEXT NOT NULL PRIMARY KEY,
+        doc_type TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject_digest TEXT NOT NULL,
+        issued_on {date} NOT NULL,
+        expires_on {date},
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'superseded')),
+        status_reason TEXT,
+        status_time {timestamp},
+        pdf_sha256 TEXT NOT NULL,
+        superseded_by TEXT REFERENCES esign_documents (id),
+        created_at {timestamp} NOT NULL,
+        CHECK ((status = 'active') = (status_time IS NULL)),
+        CHECK (status <> 'superseded' OR superseded_by IS NOT NULL)
+    )""",
+    "CREATE INDEX esign_documents_subject ON esign_documents (subject_digest)",
+)
+
+_MIGRATIONS: dict[int, Sequence[str]] = {1: _V1_DDL}
+
+
+class _Tx(Protocol):
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (``?`` placeholders) and return its rows, ``[]`` if it has none."""
+        ...
+
+
+class _Backend(ABC):
+    display_url: str
+    lock_rows: str  # suffix that row-locks a SELECT inside a write transaction
+    types: ClassVar[Mapping[str, str]]  # column types for the DDL
+
+    @abstractmethod
+    def transaction(self, *, write: bool) -> AbstractContextManager[_Tx]:
+        """One transaction, serialised with other users of this object; commits on success."""
+
+    @abstractmethod
+    def lock_schema(self, tx: _Tx) -> None:
+        """Keep two processes from migrating the schema at the same time."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        adapted = [v.isoformat() if isinstance(v, date) else v for v in params]
+        cursor = self._conn.execute(sql, adapted)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+class _SqliteBackend(_Backend):
+    """SQLite in WAL mode: readers never wait; writers take the lock up front (BEGIN IMMEDIATE),
+    so a read-then-write never fails half-way with "database is locked"."""
+
+    lock_rows = ""
+    types: ClassVar[Mapping[str, str]] = {"date": "TEXT", "timestamp": "TEXT"}
+
+    def __init__(self, path: Path) -> None:
+        self.display_url = f"sqlite://{path}" if path.is_absolute() else f"sqlite:{path}"
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise RegistryUnavailable(f"cannot open registry {self.display_url}: {e}") from e
+        try:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as e:
+            self._conn.close()
+            raise RegistryUnavailable(f"cannot open registry {self.display_url}: {e}") from e
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[_Tx]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield _SqliteTx(self._conn)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                if type(e) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                    raise  # integrity or programming errors are bugs here, not the database's
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise RegistryUnavailable(f"registry {self.display_url} failed: {e}") from e
+
+    def lock_schema(self, tx: _Tx) -> None:
+        pass  # BEGIN IMMEDIATE already excludes other writers
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _PostgresTx:
+    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql.replace("?", "%s"), params)
+        if self._cursor.description is None:
+            return []
+        return self._cursor.fetchall()
+
+
+class _PostgresBackend(_Backend):
+    """PostgreSQL through psycopg 3, one connection per registry, reopened if it was lost.
+
+    Transactions run at READ COMMITTED: each status change is a single conditional UPDATE, and
+    PostgreSQL re-checks its WHERE clause after waiting for a concurrent writer, so the loser
+    sees the winner's row and changes nothing."""
+
+    lock_rows = " FOR UPDATE"
+    types: ClassVar[Mapping[str, str]] = {"date": "DATE", "timestamp": "TIMESTAMPTZ"}
+
+    def __init__(self, url: str) -> None:
+        self.display_url = redact_url(url)
+        self._url = url
+        self._lock = threading.Lock()
+        self._conn = self._connect(f"cannot open registry {self.display_url}")
+
+    def _connect(self, context: str) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            import psycopg
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError as e:
+            raise RegistryError(
+                f"{context}: PostgreSQL support needs psycopg (pip install 'psycopg[binary]')"
+            ) from e
+        try:
+            extra: dict[str, Any] = {}
+            if "connect_timeout" not in conninfo_to_dict(self._url):
+                extra["connect_timeout"] = _PG_CONNECT_TIMEOUT
+            return psycopg.connect(self._url, autocommit=True, **extra)
+        except psycopg.Error as e:
+            raise RegistryUnavailable(f"{context}: {_pg_reason(e)}") from e
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[_Tx]:
+        import psycopg
+
+        with self._lock:
+            if self._conn.closed:
+                self._conn = self._connect(f"cannot reopen registry {self.display_url}")
+            try:
+                with self._conn.transaction(), self._conn.cursor() as cursor:
+                    yield _PostgresTx(cursor)
+            except psycopg.OperationalError as e:
+                raise RegistryUnavailable(
+                    f"registry {self.display_url} failed: {_pg_reason(e)}"
+                ) from e
+
+    def lock_schema(self, tx: _Tx) -> None:
+        tx.rows("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _migrate(backend: _Backend) -> None:
+    """Bring the schema to SCHEMA_VERSION, one version at a time, each in the same transaction
+    as its version row: a crash leaves the old schema, never half of the new one."""
+    with backend.transaction(write=True) as tx:
+        backend.lock_schema(tx)
+        tx.rows("CREATE TABLE IF NOT EXISTS esign_registry_schema (version INTEGER NOT NULL)")
+        current = tx.rows("SELECT MAX(version) FROM esign_registry_schema")[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise RegistryError(
+                f"registry {backend.display_url} has schema version {current}, newer than "
+                f"this esign understands ({SCHEMA_VERSION}); upgrade esign"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                tx.rows(statement.format(**backend.types))
+            tx.rows("INSERT INTO esign_registry_schema (version) VALUES (?)", (version,))
+
+
+def _get(tx: _Tx, doc_id: str) -> IssuedDocument | None:
+    rows = tx.rows(f"SELECT {_COLUMNS} FROM esign_documents WHERE id = ?", (doc_id,))
+    return _from_row(rows[0]) if rows else None
+
+
+def _to_row(doc: IssuedDocument) -> tuple[object, ...]:
+    return (
+        doc.id,
+        doc.doc_type,
+        doc.issuer,
+        doc.subject_digest,
+        doc.issued_on,
+        doc.expires_on,
+        doc.status.value,
+        doc.status_reason,
+        _utc(doc.status_time) if doc.status_time else None,
+        doc.pdf_sha256,
+        doc.superseded_by,
+        _utc(doc.created_at),
+    )
+
+
+def _from_row(row: Sequence[Any]) -> IssuedDocument:
+    return IssuedDocument(
+        id=row[0],
+        doc_type=row[1],
+        issuer=row[2],
+        subject_digest=row[3],
+        issued_on=_as_date(row[4]),
+        expires_on=None if row[5] is None else _as_date(row[5]),
+        status=DocumentStatus(row[6]),
+        status_reason=row[7],
+        status_time=None if row[8] is None else _as_utc(row[8]),
+        pdf_sha256=row[9],
+        superseded_by=row[10],
+        created_at=_as_utc(row[11]),
+    )
+
+
+# --- small conversions -----------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (user info or ``password=`` parameter) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.partition(":")[0] + "://…"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hosts = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hosts}"
+    query = "&".join(
+        "password=***" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _pg_reason(error: Exception) -> str:
+    """libpq's message, first line, without the "connection to server at ... failed:" preamble
+    (the URL is already in our message)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    text = re.sub(r"^connection failed: ", "", text)
+    text = re.sub(r"^connection to server .*? failed: ", "", text)
+    text = re.sub(r"^FATAL:\s+", "", text)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def _check_id(doc_id: str) -> None:
+    if (
+        not isinstance(doc_id, str)
+        or not doc_id
+        or len(doc_id) > _MAX_ID_LENGTH
+        or doc_id != doc_id.strip()
+        or not doc_id.isprintable()
+    ):
+        raise UsageError(
+            f"document id {doc_id!r} must be 1-{_MAX_ID_LENGTH} printable characters "
+            "without surrounding spaces"
+        )
+
+
+def _check_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise UsageError("a reason is required")
+    return reason
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime:
+    if value is None:
+        return _now()
+    if value.utcoffset() is None:
+        raise UsageError(f"time {value.isoformat()} has no time zone")
+    return value.astimezone(UTC)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed.astimezone(UTC)
+
+
+def _format_time(value: datetime | None) -> str:
+    return "an unknown time" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "DEFAULT_PATH",
+    "SCHEMA_VERSION",
+    "AlreadyRevoked",
+    "DocumentStatus",
+    "DuplicateDocument",
+    "IssuedDocument",
+    "Registry",
+    "RegistryUnavailable",
+    "StatusConflict",
+    "UnknownDocument",
+    "open_registry",
+    "redact_url",
+    "subject_digest",
+]
