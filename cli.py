@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
@@ -268,6 +270,200 @@ class _nullbar:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+DEFAULT_REGISTRY = "sqlite:esign-registry.sqlite3"  # relative to the working folder
+
+
+@esign.command()
+@click.option(
+    "--template",
+    "template_name",
+    required=True,
+    help="Template name (samples/templates) or .toml path.",
+)
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="One document's data (JSON).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Signed PDF to write (with --data).",
+)
+@click.option(
+    "--batch",
+    "batch_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Many documents, one JSON object per line.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for batch output (ID.pdf).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--key",
+    help="Signing key (PKCS#12, PEM with --cert, pkcs11: URI); default: test PKI agency seal.",
+)
+@click.option("--cert", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--chain", multiple=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--seal-key", help="ECDSA P-256 key for the QR seal (default: --key, if it is P-256)."
+)
+@click.option("--seal-cert", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--passfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Password/PIN file (else $ESIGN_PASSWORD).",
+)
+@click.option("--pkcs11-module")
+@click.option(
+    "--level", default="B-T", show_default=True, help="PAdES level of the certification signature."
+)
+@click.option(
+    "--tsa", "tsa_url", help="Timestamp service (default with the test PKI: its local TSA)."
+)
+@click.option(
+    "--base-url",
+    default="https://verify.e-mongolia.mn",
+    show_default=True,
+    help="Verification page base URL carried in the QR.",
+)
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="ESIGN_REGISTRY",
+    default=None,
+    help=f"Registry URL (sqlite:FILE or postgresql://...; default {DEFAULT_REGISTRY}).",
+)
+@click.option("--no-registry", is_flag=True, help="Do not record issued documents.")
+@handles_errors
+def issue(
+    template_name: str,
+    data_file: Path | None,
+    output: Path | None,
+    batch_file: Path | None,
+    out_dir: Path | None,
+    workers: int,
+    key: str | None,
+    cert: Path | None,
+    chain: Sequence[Path],
+    seal_key: str | None,
+    seal_cert: Path | None,
+    passfile: Path | None,
+    pkcs11_module: str | None,
+    level: str,
+    tsa_url: str | None,
+    base_url: str,
+    registry_url: str | None,
+    no_registry: bool,
+) -> int:
+    """Issue certificates: render from a template, stamp the QR seal, sign, record."""
+    from contextlib import ExitStack
+
+    from esign.batch import BatchSettings, KeySpec, build_issuer, run_batch
+    from esign.keysource import read_secret
+    from esign.template import load_data
+
+    if (data_file is None) == (batch_file is None):
+        raise UsageError(
+            "give either --data FILE.json -o OUT.pdf, or --batch FILE.jsonl --out-dir DIR"
+        )
+    if data_file is not None and output is None:
+        raise UsageError("--data needs -o OUT.pdf")
+    if batch_file is not None and out_dir is None:
+        raise UsageError("--batch needs --out-dir DIR")
+    with ExitStack() as stack:
+        if key is None:
+            pdf_key, tsa_url = _test_pki_defaults(stack, tsa_url)
+            seal = pdf_key
+        else:
+            secret = read_secret(passfile)
+            pdf_key = KeySpec(key, cert, tuple(chain), secret, pkcs11_module)
+            seal = (
+                KeySpec(seal_key, seal_cert, tuple(chain), secret, pkcs11_module)
+                if seal_key
+                else pdf_key
+            )
+        settings = BatchSettings(
+            template=template_name,
+            out_dir=out_dir or Path("."),
+            pdf_key=pdf_key,
+            seal_key=seal,
+            level=level,
+            tsa_url=tsa_url,
+            base_url=base_url,
+            registry_url=None if no_registry else (registry_url or DEFAULT_REGISTRY),
+            workers=workers,
+        )
+        if data_file is not None:
+            assert output is not None
+            issuer = build_issuer(settings)
+            try:
+                issued = issuer.issue_to(load_data(data_file, issuer.template), output)
+            finally:
+                issuer.close()
+            click.echo(f"issued {issued.number} as {output} (id {issued.id})")
+            click.echo(f"QR: {issued.url}")
+            return 0
+        assert batch_file is not None
+        show_bar = sys.stderr.isatty()
+
+        def report(result: dict[str, object]) -> None:
+            click.echo(json.dumps(result, ensure_ascii=False))
+            if show_bar:
+                click.echo(".", nl=False, err=True)
+
+        summary = run_batch(batch_file, settings, on_result=report)
+        if show_bar:
+            click.echo("", err=True)
+        click.echo(
+            f"issued {summary.issued}, skipped {summary.skipped} (already issued), "
+            f"failed {summary.failed}; {summary.rate:.1f} docs/s",
+            err=True,
+        )
+        return 1 if summary.failed else 0
+
+
+def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
+    """Embedded defaults: the test PKI's EC agency seal, its local TSA (started if not running)."""
+    from esign import testpki
+    from esign.batch import KeySpec
+    from esign.errors import ServiceError
+    from esign.services import PkiServices
+
+    built = testpki.build()
+    with contextlib.suppress(ServiceError):  # already served, e.g. by `esign pki serve`
+        stack.enter_context(PkiServices(built))
+    spec = KeySpec(str(built.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
+    return spec, tsa_url or built.tsa_url("mn-ec")
+
+
+@esign.command()
+@click.argument("doc_id", metavar="ID")
+@click.option("--reason", required=True, help="Why the document is revoked (kept in the registry).")
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="ESIGN_REGISTRY",
+    default=DEFAULT_REGISTRY,
+    show_default=True,
+    help="sqlite:FILE or postgresql://...",
+)
+@handles_errors
+def revoke(doc_id: str, reason: str, registry_url: str) -> None:
+    """Revoke an issued document (ID: the code under its QR). The first revocation is final."""
+    from esign.registry import open_registry
+
+    with open_registry(registry_url) as registry:
+        doc = registry.revoke(doc_id.strip().upper(), reason)
+    assert doc.status_time is not None
+    click.echo(f"revoked {doc.id} at {doc.status_time:%Y-%m-%dT%H:%M:%SZ}: {doc.status_reason}")
 
 
 @esign.group()
