@@ -345,7 +345,9 @@ class Verifier:
             subindication=sub,
             explanation=text,
             signer=_signer(sig.signer_cert) if _has_signer_cert(sig) else None,
-            claimed_signing_time=getattr(status, "signer_reported_dt", None),
+            # PAdES forbids the CMS signing-time attribute; the claim lives in the /M entry.
+            claimed_signing_time=getattr(status, "signer_reported_dt", None)
+            or _self_reported_time(sig),
             timestamp_time=ts.timestamp if ts is not None else None,
             pades_level=_pades_level(sig, reader),
             coverage=coverage.name if coverage is not None else None,
@@ -438,6 +440,13 @@ def _byte_range_gap_problem(sig: EmbeddedPdfSignature, data: bytes) -> str | Non
     if bytes.fromhex(hole.group(1).decode("ascii")) != sig.pkcs7_content:
         return "the /ByteRange hole does not hold this signature's /Contents"
     return None
+
+
+def _self_reported_time(sig: EmbeddedPdfSignature) -> datetime | None:
+    try:
+        return sig.self_reported_timestamp
+    except MALFORMED:
+        return None
 
 
 def _has_signer_cert(sig: EmbeddedPdfSignature) -> bool:
