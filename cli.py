@@ -467,6 +467,89 @@ def revoke(doc_id: str, reason: str, registry_url: str) -> None:
 
 
 @esign.group()
+def seal() -> None:
+    """QR seals: check what a phone camera, a scanner or a PDF shows."""
+
+
+@seal.command("verify")
+@click.argument("source", metavar="INPUT")
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchors or trust.toml (default keys/trust.toml).",
+)
+@click.option(
+    "--seal-certs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Published seal certificates (files or folders).",
+)
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="ESIGN_REGISTRY",
+    help="Registry to ask about revoked or superseded documents.",
+)
+@click.option("--at", "at_time", help="Validate as of this ISO 8601 time.")
+@click.option(
+    "--online/--offline", default=False, show_default=True, help="For a PDF: fetch OCSP/CRL."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--lang", type=click.Choice(["mn", "en"]), default="mn", show_default=True)
+@handles_errors
+def seal_verify(
+    source: str,
+    trust: Sequence[Path],
+    seal_certs: Sequence[Path],
+    registry_url: str | None,
+    at_time: str | None,
+    online: bool,
+    as_json: bool,
+    lang: str,
+) -> int:
+    """Verify a QR seal. INPUT: the payload or URL, a photo/scan (PNG, JPEG), or a PDF.
+
+    Exit code: 0 authentic, 1 not authentic (forged, altered, revoked), 2 cannot be confirmed.
+    """
+    import dataclasses
+
+    from verify.seal import load_seal_certs
+    from verify.sealcheck import check_seal
+    from verify.trust import TrustConfig
+
+    config = TrustConfig.load(trust)
+    if seal_certs:
+        config = dataclasses.replace(config, seal_certs=load_seal_certs(list(seal_certs)))
+    if source == "-":
+        source = sys.stdin.readline().strip()
+    report = check_seal(
+        source, config, registry_url=registry_url, at=_parse_time(at_time), online=online
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from verify.render import VERDICT
+
+        click.echo(
+            f"{VERDICT[lang][report.indication]} ({report.indication.value}"
+            + (f" / {report.subindication})" if report.subindication else ")")
+        )
+        click.echo(f"  {report.explanation.get(lang)}")
+        if report.claims is not None:
+            c = report.claims
+            click.echo(
+                f"  {c.issuer} · {c.doc_type} · {c.number} · {c.issued} → {c.expires or '—'}"
+            )
+            click.echo(f"  {c.subject_name} ({c.subject_id})")
+        if report.registry_status:
+            click.echo(f"  registry: {report.registry_status}")
+        for detail in report.details[:3]:
+            click.echo(f"  {detail}")
+    return report.exit_code
+
+
+@esign.group()
 def pki() -> None:
     """The test PKI (keys/test-pki.yml) and its loopback services."""
 

@@ -82,6 +82,11 @@ class TestPki:
         return self.root / "trust"
 
     @property
+    def seals_dir(self) -> Path:
+        """Published QR seal certificates (the P-256 agency seal)."""
+        return self.root / "seals"
+
+    @property
     def intermediates_dir(self) -> Path:
         return self.root / "intermediates"
 
@@ -185,6 +190,9 @@ def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = Fal
     for arch_label, arch in cfg.pki_archs.items():
         _export_arch(pki, str(arch_label), arch, key_labels)
         shutil.copy(pki.cert(str(arch_label), "root"), trust / f"{arch_label}-root.pem")
+        if arch_label == "mn-ec":
+            pki.seals_dir.mkdir(exist_ok=True)
+            shutil.copy(pki.cert("mn-ec", "seal"), pki.seals_dir / "mn-ec-seal.pem")
         for ca in ("issuing", "sco"):
             shutil.copy(
                 pki.cert(str(arch_label), ca), pki.intermediates_dir / f"{arch_label}-{ca}.pem"

@@ -46,6 +46,8 @@ class TrustConfig:
     fetch_allow: tuple[str, ...] = ()
     intermediates: tuple[x509.Certificate, ...] = ()
     """Published CA certificates used to build paths; known, not trusted."""
+    seal_certs: tuple[x509.Certificate, ...] = ()
+    """Published agency seal certificates, looked up by a QR seal's key id."""
     source: str = ""
 
     @classmethod
@@ -54,6 +56,7 @@ class TrustConfig:
         paths: Sequence[Path],
         fetch_allow: Sequence[str] = (),
         intermediates: Sequence[Path] = (),
+        seal_certs: Sequence[Path] = (),
     ) -> TrustConfig:
         """Anchors from certificate files and folders of them (PEM or DER)."""
         anchors = load_cert_paths(paths)
@@ -63,6 +66,7 @@ class TrustConfig:
             anchors=anchors,
             fetch_allow=tuple(fetch_allow),
             intermediates=load_cert_paths(intermediates),
+            seal_certs=load_cert_paths(seal_certs),
             source=", ".join(str(p) for p in paths),
         )
 
@@ -83,7 +87,10 @@ class TrustConfig:
             )
         allow = [str(u) for u in data.get("fetch_allow", [])]
         known = [base / str(a) for a in data.get("intermediates", []) if (base / str(a)).exists()]
-        return cls.from_paths(anchors, allow, known)
+        seals = [
+            base / str(a) for a in data.get("seal_certificates", []) if (base / str(a)).exists()
+        ]
+        return cls.from_paths(anchors, allow, known, seals)
 
     @classmethod
     def load(cls, paths: Sequence[Path] = ()) -> TrustConfig:

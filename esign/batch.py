@@ -1,0 +1,205 @@
+"""Batch issuance from a JSON Lines file, in worker processes, resumable.
+
+Each worker opens the keys and the registry once. A document whose output file exists and (when
+a registry is used) whose id is recorded is skipped, so an interrupted batch continues where it
+stopped without issuing anything twice. Every input line yields one result line; a failure is
+reported and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import EsignError, InputError
+from .template import Template, load_template, parse_data
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """How to open a key in a worker process (keys themselves are never pickled)."""
+
+    key: str
+    cert: Path | None = None
+    chain: tuple[Path, ...] = ()
+    password: bytes | None = None
+    pkcs11_module: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    template: str
+    out_dir: Path
+    pdf_key: KeySpec
+    seal_key: KeySpec
+    level: str = "B-T"
+    tsa_url: str | None = None
+    base_url: str = "https://verify.e-mongolia.mn"
+    registry_url: str | None = None
+    workers: int = 2
+
+
+@dataclass
+class BatchSummary:
+    issued: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.issued / self.seconds if self.seconds > 0 else 0.0
+
+
+_worker: Any = None
+
+
+def build_issuer(settings: BatchSettings) -> Any:
+    """A CertificateIssuer for ``settings`` (also used by `esign issue` for one document)."""
+    from .issue import CertificateIssuer
+    from .keysource import load_key
+    from .pades import DocumentSigner, PadesLevel, SignOptions
+    from .seal import SealSigner
+
+    template = load_template(settings.template)
+    pdf = settings.pdf_key
+    key = load_key(
+        pdf.key, cert=pdf.cert, chain=pdf.chain, password=pdf.password,
+        pkcs11_module=pdf.pkcs11_module,
+    )  # fmt: skip
+    seal = settings.seal_key
+    seal_key = key if seal == pdf else load_key(
+        seal.key, cert=seal.cert, chain=seal.chain, password=seal.password,
+        pkcs11_module=seal.pkcs11_module,
+    )  # fmt: skip
+    options = SignOptions(
+        level=PadesLevel.parse(settings.level),
+        tsa_url=settings.tsa_url,
+        certify=True,
+        reason=f"{template.title_mn} / {template.title_en}",
+        location="Монгол Улс",
+    )
+    registry = None
+    if settings.registry_url is not None:
+        from .registry import open_registry
+
+        registry = open_registry(settings.registry_url)
+    return CertificateIssuer(
+        template,
+        DocumentSigner(key, options),
+        SealSigner.from_loaded_key(seal_key),
+        registry=registry,
+        base_url=settings.base_url,
+    )
+
+
+def _init_worker(settings: BatchSettings) -> None:
+    global _worker
+    _worker = build_issuer(settings)
+
+
+def _issue_one(task: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
+    line_no, raw, out_name = task
+    try:
+        data = parse_data(raw, _worker.template, f"line {line_no}")
+        issued = _worker.issue_to(data, Path(out_name))
+    except EsignError as e:
+        return {"line": line_no, "status": "failed", "error": e.message}
+    return {
+        "line": line_no,
+        "status": "issued",
+        "id": issued.id,
+        "number": issued.number,
+        "file": str(issued.path),
+        "sha256": issued.pdf_sha256,
+    }
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise InputError(f"batch file not found: {path}") from e
+    with handle:
+        for n, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line), None
+            except json.JSONDecodeError as e:
+                yield n, None, f"line {n}: not valid JSON ({e.msg})"
+
+
+def run_batch(
+    jsonl: Path,
+    settings: BatchSettings,
+    on_result: Callable[[dict[str, Any]], None] = lambda r: None,
+) -> BatchSummary:
+    from .issue import document_id
+
+    template: Template = load_template(settings.template)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    summary = BatchSummary()
+    tasks: list[tuple[int, dict[str, Any], str]] = []
+    pending_ids: dict[str, int] = {}
+    for n, raw, error in _read_lines(jsonl):
+        number = raw.get("number") if isinstance(raw, dict) else None
+        if error is not None or not isinstance(number, str):
+            result = {"line": n, "status": "failed", "error": error or f"line {n}: no 'number'"}
+            summary.failed += 1
+            summary.results.append(result)
+            on_result(result)
+            continue
+        doc_id = document_id(template.issuer_code, number)
+        if doc_id in pending_ids:
+            result = {"line": n, "status": "failed", "error": f"line {n}: duplicate number {number}"}
+            summary.failed += 1
+            summary.results.append(result)
+            on_result(result)
+            continue
+        pending_ids[doc_id] = n
+        tasks.append((n, raw, str(settings.out_dir / f"{doc_id}.pdf")))
+    done = _already_issued(settings, pending_ids)
+    todo = []
+    for task in tasks:
+        doc_id = Path(task[2]).stem
+        if doc_id in done:
+            result = {"line": task[0], "status": "skipped", "id": doc_id, "file": task[2]}
+            summary.skipped += 1
+            summary.results.append(result)
+            on_result(result)
+        else:
+            todo.append(task)
+    start = time.perf_counter()
+    if todo:
+        # Open keys and registry here first: a wrong password must end the batch with one
+        # line, not make a worker pool respawn failing initialisers.
+        build_issuer(settings).close()
+        workers = max(1, min(settings.workers, len(todo)))
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+            for result in pool.imap_unordered(_issue_one, todo, chunksize=4):
+                if result["status"] == "issued":
+                    summary.issued += 1
+                else:
+                    summary.failed += 1
+                summary.results.append(result)
+                on_result(result)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _already_issued(settings: BatchSettings, ids: dict[str, int]) -> set[str]:
+    on_disk = {i for i in ids if (settings.out_dir / f"{i}.pdf").is_file()}
+    if settings.registry_url is None or not on_disk:
+        return on_disk
+    from .registry import open_registry
+
+    with open_registry(settings.registry_url) as registry:
+        return on_disk & set(registry.issued_ids(on_disk))

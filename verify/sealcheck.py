@@ -1,0 +1,170 @@
+"""Check a QR seal the way a person holds it: text, photo, scan or PDF; against the trust anchors,
+the registry of issued documents when reachable, and, given a PDF, against that document.
+
+A genuine seal pasted onto another document is a forgery: the seal's number, subject name and
+register number must appear in the PDF's text, and the PDF must carry a valid signature by the
+organisation whose key made the seal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+from esign.errors import EsignError
+
+from .qrscan import kind_of, pdf_text, texts_from_image, texts_from_pdf
+from .report import Indication, Text
+from .seal import SealReport, verify_seal
+from .trust import TrustConfig
+
+NO_QR = Text("Зурагт/баримтад QR код олдсонгүй.", "No QR code was found in the image or document.")
+NOT_THIS_DOC = Text(
+    "QR тамга энэ баримтынх биш: тамганд бичигдсэн мэдээлэл баримтын агуулгатай таарахгүй байна. "
+    "Хуурамч байж болзошгүй.",
+    "The QR seal does not belong to this document: what the seal certifies does not match the "
+    "document's content. It may be a forgery.",
+)
+REVOKED = Text(
+    "Энэ баримтыг олгосон байгууллага хүчингүй болгосон.", "The issuer has revoked this document."
+)
+SUPERSEDED = Text(
+    "Энэ баримтыг шинэ баримтаар сольсон тул хүчингүй.",
+    "This document was replaced by a newer one.",
+)
+UNKNOWN_DOC = Text(
+    "Баримт бүртгэлд олдсонгүй.", "The document is not in the registry of issued documents."
+)
+
+
+def _with(report: SealReport, ind: Indication, sub: str, text: Text, *extra: str) -> SealReport:
+    return dataclasses.replace(
+        report,
+        indication=ind,
+        subindication=sub,
+        explanation=text,
+        details=report.details + tuple(extra),
+    )
+
+
+def _failed(text: Text, detail: str) -> SealReport:
+    return SealReport(
+        indication=Indication.TOTAL_FAILED,
+        subindication="FORMAT_FAILURE",
+        explanation=text,
+        details=(detail,),
+    )
+
+
+def apply_registry(report: SealReport, registry_url: str | None) -> SealReport:
+    """Fill ``registry_status`` and turn revoked or superseded documents into failures."""
+    if registry_url is None or report.claims is None:
+        return report
+    from esign.issue import document_id
+    from esign.registry import open_registry
+
+    doc_id = document_id(report.claims.issuer, report.claims.number)
+    try:
+        with open_registry(registry_url) as registry:
+            doc = registry.get(doc_id)
+    except EsignError as e:
+        return dataclasses.replace(
+            report, registry_status="unavailable", details=(*report.details, e.message)
+        )
+    if doc is None:
+        report = dataclasses.replace(report, registry_status="unknown")
+        if report.indication is Indication.TOTAL_PASSED:
+            return _with(report, Indication.INDETERMINATE, "GENERIC", UNKNOWN_DOC, f"id {doc_id}")
+        return report
+    status = doc.status.value
+    report = dataclasses.replace(report, registry_status=status)
+    if status == "revoked":
+        return _with(report, Indication.TOTAL_FAILED, "REVOKED", REVOKED, f"{doc.status_reason}")
+    if status == "superseded":
+        return _with(
+            report, Indication.TOTAL_FAILED, "REVOKED", SUPERSEDED, f"by {doc.superseded_by}"
+        )
+    return report
+
+
+def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool) -> SealReport:
+    if report.claims is None or report.indication is Indication.TOTAL_FAILED:
+        return report
+    claims = report.claims
+    text = pdf_text(path)
+    flat = "".join(text.split()).casefold()
+    wanted = {
+        "number": claims.number,
+        "register number": claims.subject_id,
+        "name": claims.subject_name,
+    }
+    missing = [k for k, v in wanted.items() if "".join(v.split()).casefold() not in flat]
+    if missing:
+        return _with(
+            report,
+            Indication.TOTAL_FAILED,
+            "HASH_FAILURE",
+            NOT_THIS_DOC,
+            f"not in the PDF: {', '.join(missing)}",
+        )
+    from .pdf import Verifier, VerifyOptions
+
+    doc = Verifier(trust, VerifyOptions(online=online)).verify_file(path)
+    if doc.indication is not Indication.TOTAL_PASSED:
+        return _with(
+            report,
+            doc.indication,
+            doc.subindication or "GENERIC",
+            doc.explanation,
+            f"PDF: {doc.indication.value}",
+        )
+    seal_org = _organisation(report.seal_certificate)
+    signer_orgs = {
+        s.signer.organisation for s in doc.signatures if s.signer and s.kind != "document-timestamp"
+    }
+    if seal_org is not None and seal_org not in signer_orgs:
+        return _with(
+            report,
+            Indication.TOTAL_FAILED,
+            "HASH_FAILURE",
+            NOT_THIS_DOC,
+            "PDF signed by another organisation",
+        )
+    return report
+
+
+def _organisation(subject: str | None) -> str | None:
+    if not subject:
+        return None
+    for part in subject.split(", "):
+        if part.startswith("Organization: "):
+            return part[len("Organization: ") :]
+    return None
+
+
+def check_seal(
+    source: str,
+    trust: TrustConfig,
+    *,
+    registry_url: str | None = None,
+    at: datetime | None = None,
+    online: bool = False,
+) -> SealReport:
+    """``source`` is a payload or URL, or a path to an image or PDF."""
+    path = Path(source)
+    kind = kind_of(path) if len(source) < 4096 and path.is_file() else "payload"
+    if kind == "payload":
+        texts = [source]
+    elif kind == "text":
+        texts = [path.read_text(encoding="utf-8", errors="replace").strip()]
+    else:
+        texts = texts_from_pdf(path) if kind == "pdf" else texts_from_image(path)
+        if not texts:
+            return _failed(NO_QR, str(path))
+    reports = [verify_seal(t, trust, trust.seal_certs, at=at) for t in texts]
+    report = next((r for r in reports if r.claims is not None), reports[0])
+    report = apply_registry(report, registry_url)
+    if kind == "pdf":
+        report = _match_pdf(report, path, trust, online)
+    return report
