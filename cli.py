@@ -493,7 +493,7 @@ def seal() -> None:
 )
 @click.option("--at", "at_time", help="Validate as of this ISO 8601 time.")
 @click.option(
-    "--online/--offline", default=False, show_default=True, help="For a PDF: fetch OCSP/CRL."
+    "--online/--offline", default=True, show_default=True, help="For a PDF: fetch OCSP/CRL."
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--lang", type=click.Choice(["mn", "en"]), default="mn", show_default=True)

@@ -158,7 +158,8 @@ def run_batch(
             continue
         doc_id = document_id(template.issuer_code, number)
         if doc_id in pending_ids:
-            result = {"line": n, "status": "failed", "error": f"line {n}: duplicate number {number}"}
+            error = f"line {n}: duplicate number {number}"
+            result = {"line": n, "status": "failed", "error": error}
             summary.failed += 1
             summary.results.append(result)
             on_result(result)

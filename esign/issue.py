@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +90,7 @@ class CertificateIssuer:
             self.template,
             data,
             SealBlock(url=url, address=address, code=doc_id),
-            created=datetime.now(timezone.utc),
+            created=datetime.now(UTC),
         )
         signed = self.pdf_signer.sign_bytes(unsigned, data.number)
         digest = hashlib.sha256(signed).hexdigest()
@@ -117,7 +117,7 @@ class CertificateIssuer:
                     status_time=None,
                     pdf_sha256=issued.pdf_sha256,
                     superseded_by=None,
-                    created_at=datetime.now(timezone.utc),
+                    created_at=datetime.now(UTC),
                 )
             )
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
