@@ -34,7 +34,7 @@ from .errors import RegistryError, UsageError
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code writes. A database with a newer version is refused, not misread."""
 
 DEFAULT_PATH = Path("esign-registry.db")
@@ -341,6 +341,34 @@ class Registry:
                 found.update(row[0] for row in rows)
         return found
 
+    def audit(
+        self,
+        *,
+        client: str,
+        action: str,
+        key_name: str,
+        document_sha256: str,
+        document_id: str | None = None,
+    ) -> None:
+        """Append one entry to the audit log (there is no way to change or delete one)."""
+        with self._backend.transaction(write=True) as tx:
+            tx.rows(
+                "INSERT INTO esign_audit (at, client, action, key_name, document_sha256, "
+                "document_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (_utc(_now()), client, action, key_name, document_sha256, document_id),
+            )
+
+    def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit entries, newest first (for operators and tests)."""
+        with self._backend.transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT seq, at, client, action, key_name, document_sha256, document_id "
+                "FROM esign_audit ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            )
+        keys = ("seq", "at", "client", "action", "key_name", "document_sha256", "document_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def close(self) -> None:
         """Release the database connection; the registry cannot be used afterwards."""
         self._backend.close()
@@ -384,7 +412,35 @@ _V1_DDL = (
     "CREATE INDEX esign_documents_subject ON esign_documents (subject_digest)",
 )
 
-_MIGRATIONS: dict[int, Sequence[str]] = {1: _V1_DDL}
+# Version 2: the audit log of signing operations, append-only at the database level so that no
+# code path (the HTTP API included) can edit or delete an entry.
+_V2_AUDIT_TABLE = """CREATE TABLE esign_audit (
+        seq {serial} PRIMARY KEY,
+        at {timestamp} NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        key_name TEXT NOT NULL,
+        document_sha256 TEXT NOT NULL,
+        document_id TEXT
+    )"""
+_V2_DDL: dict[str, Sequence[str]] = {
+    "sqlite": (
+        _V2_AUDIT_TABLE.replace("{serial}", "INTEGER"),
+        "CREATE TRIGGER esign_audit_no_update BEFORE UPDATE ON esign_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER esign_audit_no_delete BEFORE DELETE ON esign_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ),
+    "postgresql": (
+        _V2_AUDIT_TABLE.replace("{serial}", "BIGSERIAL"),
+        "CREATE OR REPLACE FUNCTION esign_audit_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+        "CREATE TRIGGER esign_audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON esign_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION esign_audit_append_only()",
+    ),
+}
+
+_MIGRATIONS: dict[int, Sequence[str] | dict[str, Sequence[str]]] = {1: _V1_DDL, 2: _V2_DDL}
 
 
 class _Tx(Protocol):
@@ -425,7 +481,7 @@ class _SqliteBackend(_Backend):
     so a read-then-write never fails half-way with "database is locked"."""
 
     lock_rows = ""
-    types: ClassVar[Mapping[str, str]] = {"date": "TEXT", "timestamp": "TEXT"}
+    types: ClassVar[Mapping[str, str]] = {"date": "TEXT", "timestamp": "TEXT", "kind": "sqlite"}
 
     def __init__(self, path: Path) -> None:
         self.display_url = f"sqlite://{path}" if path.is_absolute() else f"sqlite:{path}"
@@ -488,7 +544,11 @@ class _PostgresBackend(_Backend):
     sees the winner's row and changes nothing."""
 
     lock_rows = " FOR UPDATE"
-    types: ClassVar[Mapping[str, str]] = {"date": "DATE", "timestamp": "TIMESTAMPTZ"}
+    types: ClassVar[Mapping[str, str]] = {
+        "date": "DATE",
+        "timestamp": "TIMESTAMPTZ",
+        "kind": "postgresql",
+    }
 
     def __init__(self, url: str) -> None:
         self.display_url = redact_url(url)
@@ -548,8 +608,11 @@ def _migrate(backend: _Backend) -> None:
                 f"this esign understands ({SCHEMA_VERSION}); upgrade esign"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[version]:
-                tx.rows(statement.format(**backend.types))
+            steps = _MIGRATIONS[version]
+            if isinstance(steps, dict):
+                steps = steps[backend.types["kind"]]
+            for statement in steps:
+                tx.rows(statement.format(**backend.types) if "{" in statement[:200] else statement)
             tx.rows("INSERT INTO esign_registry_schema (version) VALUES (?)", (version,))
 
 
