@@ -549,6 +549,45 @@ def seal_verify(
     return report.exit_code
 
 
+@esign.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Server configuration (TOML); default: the test PKI.",
+)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32))
+@handles_errors
+def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
+    """Serve the verification page, the upload page and the JSON API."""
+    import uvicorn
+
+    from verify.web import create_app, load_config
+
+    config = load_config(config_file)
+    if config_file is None:  # embedded defaults: the test PKI, its TSA and OCSP too
+        from esign import testpki
+        from esign.errors import ServiceError
+        from esign.services import PkiServices
+
+        with contextlib.suppress(ServiceError):
+            PkiServices(testpki.build()).start()
+    create_app(config)  # fail fast, with one line, on a bad configuration
+    if workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+        return
+    import os as _os
+
+    if config_file is not None:
+        _os.environ["ESIGN_SERVE_CONFIG"] = str(config_file)
+    uvicorn.run(
+        "verify.web.factory:app_from_env", factory=True, host=host, port=port,
+        workers=workers, log_level="warning",
+    )  # fmt: skip
+
+
 @esign.group()
 def pki() -> None:
     """The test PKI (keys/test-pki.yml) and its loopback services."""

@@ -102,22 +102,27 @@ class CertificateIssuer:
         signed, issued = self.render_signed(data)
         write_atomic(out, signed)
         if self.registry is not None:
-            from .registry import DocumentStatus, IssuedDocument, subject_digest
-
-            self.registry.record(
-                IssuedDocument(
-                    id=issued.id,
-                    doc_type=self.template.doc_type,
-                    issuer=self.template.issuer_code,
-                    subject_digest=subject_digest(data.register_number, data.name),
-                    issued_on=data.issued,
-                    expires_on=data.expires,
-                    status=DocumentStatus.ACTIVE,
-                    status_reason=None,
-                    status_time=None,
-                    pdf_sha256=issued.pdf_sha256,
-                    superseded_by=None,
-                    created_at=datetime.now(UTC),
-                )
-            )
+            self.record(data, issued)
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
+
+    def record(self, data: DocumentData, issued: Issued) -> None:
+        """Record an issued document in the registry (after its file or response exists)."""
+        assert self.registry is not None
+        from .registry import DocumentStatus, IssuedDocument, subject_digest
+
+        self.registry.record(
+            IssuedDocument(
+                id=issued.id,
+                doc_type=self.template.doc_type,
+                issuer=self.template.issuer_code,
+                subject_digest=subject_digest(data.register_number, data.name),
+                issued_on=data.issued,
+                expires_on=data.expires,
+                status=DocumentStatus.ACTIVE,
+                status_reason=None,
+                status_time=None,
+                pdf_sha256=issued.pdf_sha256,
+                superseded_by=None,
+                created_at=datetime.now(UTC),
+            )
+        )

@@ -1,0 +1,330 @@
+"""`esign serve`: the citizens' verification page, the upload-and-verify page, and the JSON API
+for agency backends (sign, issue, revoke), in one FastAPI application.
+
+It lives in ``verify`` because it needs both halves: ``verify`` may import ``esign``, never the
+reverse. Every signing is written to the registry's append-only audit log.
+"""
+
+import base64
+import hashlib
+import json
+import threading
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from esign.errors import EsignError, InputError
+from esign.template import Template, load_template
+
+from ..pdf import Verifier, VerifyOptions
+from ..report import DocumentReport, Indication
+from ..seal import SealReport, verify_seal
+from ..sealcheck import apply_registry
+from ..trust import TrustConfig
+from .config import Client, ServerConfig
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "samples" / "templates"
+
+
+def mask_name(name: str) -> str:
+    """Show enough of a name to compare with the paper, not enough to harvest it."""
+    return " ".join(
+        w[0] + "*" * max(len(w) - 2, 1) + (w[-1] if len(w) > 2 else "") for w in name.split()
+    )
+
+
+def mask_register(number: str) -> str:
+    return number[:2] + "**" + number[4:6] + "**" + number[-2:] if len(number) >= 8 else "****"
+
+
+class IssueBody(BaseModel):
+    template: str = Field(description="Template name, e.g. residence")
+    key: str = Field(description="Signing key name granted to the client")
+    data: dict[str, Any] = Field(description="Document data as in samples/data/*.json")
+
+
+class RevokeBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    trust = TrustConfig.load(list(config.trust))
+    verifier = Verifier(trust, VerifyOptions(online=True))
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    doc_templates: dict[str, Template] = {}
+    for path in sorted(TEMPLATE_DIR.glob("*.toml")):
+        t = load_template(str(path))
+        doc_templates[t.doc_type] = t
+    issuers = {t.issuer_code: t for t in doc_templates.values()}
+    signers: dict[str, Any] = {}
+    signer_lock = threading.Lock()
+    registry = None
+    if config.registry_url is not None:
+        from esign.registry import open_registry
+
+        registry = open_registry(config.registry_url)
+
+    app = FastAPI(
+        title="esign",
+        version="1",
+        description="Verification of Mongolian state documents and signing for agency backends.",
+    )
+
+    @lru_cache(maxsize=4096)
+    def seal_verdict(payload: str, day: date) -> SealReport:
+        # The cryptographic verdict depends on the payload and the day (expiry); the registry
+        # status does not belong in a cache and is applied per request.
+        return verify_seal(payload, trust, trust.seal_certs)
+
+    def check_seal(payload: str) -> SealReport:
+        report = seal_verdict(payload[:4096], datetime.now(UTC).date())
+        return apply_registry(report, config.registry_url) if registry is not None else report
+
+    async def read_limited(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > config.max_upload_bytes:
+            raise BodyTooLarge()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > config.max_upload_bytes:
+                raise BodyTooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        mb = config.max_upload_bytes // (1024 * 1024)
+        return JSONResponse({"detail": f"request body over {mb} MiB"}, status_code=413)
+
+    @app.exception_handler(EsignError)
+    async def esign_error(request: Request, exc: EsignError) -> Response:
+        status = 400 if isinstance(exc, InputError) else 422
+        if type(exc).__name__ == "UnknownDocument":
+            status = 404
+        elif type(exc).__name__ in ("AlreadyRevoked", "StatusConflict", "DuplicateDocument"):
+            status = 409
+        elif type(exc).__name__ in ("ServiceError", "RegistryUnavailable"):
+            status = 503
+        return JSONResponse({"detail": exc.message}, status_code=status)
+
+    def client(authorization: Annotated[str | None, Header()] = None) -> Client:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "API key required", headers={"WWW-Authenticate": "Bearer"})
+        found = config.client_for(authorization[len("Bearer ") :].strip())
+        if found is None:
+            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    def signer_for(name: str) -> Any:
+        from esign.keysource import load_key
+        from esign.pades import DocumentSigner, PadesLevel, SignOptions
+
+        with signer_lock:
+            if name not in signers:
+                spec = config.signing_keys[name]
+                key = load_key(
+                    spec.key, cert=spec.cert, chain=spec.chain, password=spec.password(),
+                    pkcs11_module=spec.pkcs11_module,
+                )  # fmt: skip
+                options = SignOptions(level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url)
+                signers[name] = (DocumentSigner(key, options), threading.Lock(), key, spec)
+            return signers[name]
+
+    def grant(who: Client, key: str) -> None:
+        if key not in config.signing_keys:
+            raise HTTPException(404, f"no signing key {key!r}")
+        if key not in who.keys:
+            raise HTTPException(403, f"client {who.name} may not use key {key!r}")
+
+    def audit(who: Client, action: str, key: str, data: bytes, doc_id: str | None = None) -> None:
+        if registry is not None:
+            registry.audit(
+                client=who.name,
+                action=action,
+                key_name=key,
+                document_sha256=hashlib.sha256(data).hexdigest(),
+                document_id=doc_id,
+            )
+
+    def lang_of(request: Request) -> str:
+        return "en" if request.query_params.get("lang") == "en" else "mn"
+
+    # --- pages -------------------------------------------------------------------------------
+
+    @app.get("/v/{payload}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/V/{payload}", response_class=HTMLResponse, include_in_schema=False)  # QR: uppercase
+    def seal_page(request: Request, payload: str) -> Response:
+        report = check_seal(payload)
+        lang = lang_of(request)
+        claims = report.claims
+        template = doc_templates.get(claims.doc_type) if claims else None
+        issuer = issuers.get(claims.issuer) if claims else None
+        if report.indication is Indication.TOTAL_PASSED:
+            verdict = "ok"
+        elif report.subindication in ("REVOKED", "EXPIRED"):
+            verdict = "void"
+        elif report.indication is Indication.TOTAL_FAILED:
+            verdict = "bad"
+        else:
+            verdict = "unknown"
+        context = {
+            "lang": lang,
+            "verdict": verdict,
+            "report": report,
+            "claims": claims,
+            "title": (template.title_mn if lang == "mn" else template.title_en)
+            if template
+            else None,
+            "issuer": (issuer.issuer_mn if lang == "mn" else issuer.issuer_en) if issuer else None,
+            "masked_name": mask_name(claims.subject_name) if claims else None,
+            "masked_id": mask_register(claims.subject_id) if claims else None,
+            "explanation": report.explanation.get(lang),
+            "path": request.url.path,
+        }
+        status = 200 if report.claims is not None else 400
+        return templates.TemplateResponse(request, "seal.html", context, status_code=status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {"lang": lang_of(request), "path": "/", "max_mb": config.max_upload_bytes // 2**20},
+        )
+
+    @app.post("/verify", response_class=HTMLResponse, include_in_schema=False)
+    async def verify_upload(
+        request: Request, file: UploadFile, lang: Annotated[str, Form()] = "mn"
+    ) -> Response:
+        data = await file.read(config.max_upload_bytes + 1)
+        if len(data) > config.max_upload_bytes:
+            raise BodyTooLarge()
+        report = await run_in_threadpool(verifier.verify_bytes, data, file.filename or "upload.pdf")
+        raw = json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
+        context = {
+            "lang": "en" if lang == "en" else "mn",
+            "report": report,
+            "json_href": "data:application/json;base64," + base64.b64encode(raw.encode()).decode(),
+            "path": "/",
+        }
+        return templates.TemplateResponse(request, "report.html", context)
+
+    # --- JSON API ----------------------------------------------------------------------------
+
+    @app.post("/api/v1/verify", tags=["verify"], summary="Verify a signed PDF (body: the PDF)")
+    async def api_verify(request: Request) -> dict[str, Any]:
+        data = await read_limited(request)
+        report: DocumentReport = await run_in_threadpool(verifier.verify_bytes, data, "upload.pdf")
+        return report.to_dict()
+
+    @app.get("/api/v1/seals/{payload}", tags=["verify"], summary="Verify a QR seal payload")
+    def api_seal(payload: str) -> dict[str, Any]:
+        return check_seal(payload).to_dict()
+
+    @app.post(
+        "/api/v1/sign",
+        tags=["sign"],
+        summary="Sign a PDF (body: the PDF) with a granted key",
+        responses={200: {"content": {"application/pdf": {}}}},
+    )
+    async def api_sign(
+        request: Request, key: str, who: Annotated[Client, Depends(client)]
+    ) -> Response:
+        grant(who, key)
+        data = await read_limited(request)
+        signer, lock, _, _ = await run_in_threadpool(signer_for, key)
+
+        def sign() -> bytes:
+            with lock:
+                result: bytes = signer.sign_bytes(data, "upload.pdf")
+            audit(who, "sign", key, result)
+            return result
+
+        signed = await run_in_threadpool(sign)
+        return Response(signed, media_type="application/pdf")
+
+    @app.post(
+        "/api/v1/issue",
+        tags=["sign"],
+        summary="Issue a certificate from a template and data",
+        responses={200: {"content": {"application/pdf": {}}}},
+    )
+    def api_issue(body: IssueBody, who: Annotated[Client, Depends(client)]) -> Response:
+        grant(who, body.key)
+        try:
+            template = load_template(body.template)
+        except InputError as e:
+            raise HTTPException(404, e.message) from e
+        if template.doc_type not in who.doc_types:
+            raise HTTPException(403, f"client {who.name} may not issue {template.doc_type}")
+        from esign.issue import CertificateIssuer
+        from esign.pades import DocumentSigner, PadesLevel, SignOptions
+        from esign.seal import SealSigner
+        from esign.template import parse_data
+
+        data = parse_data(body.data, template)
+        _, lock, key, spec = signer_for(body.key)
+        options = SignOptions(
+            level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url, certify=True,
+            reason=f"{template.title_mn} / {template.title_en}",
+        )  # fmt: skip
+        issuer = CertificateIssuer(
+            template,
+            DocumentSigner(key, options),
+            SealSigner.from_loaded_key(key),
+            registry=registry,
+            base_url=config.base_url,
+        )
+        with lock:
+            signed, issued = issuer.render_signed(data)
+            if registry is not None:
+                issuer.record(data, issued)
+        audit(who, "issue", body.key, signed, issued.id)
+        return Response(
+            signed,
+            media_type="application/pdf",
+            headers={"X-Document-Id": issued.id, "X-Seal-Url": issued.url},
+        )
+
+    @app.post(
+        "/api/v1/documents/{doc_id}/revoke", tags=["registry"], summary="Revoke an issued document"
+    )
+    def api_revoke(
+        doc_id: str, body: RevokeBody, who: Annotated[Client, Depends(client)]
+    ) -> dict[str, Any]:
+        if registry is None:
+            raise HTTPException(503, "no registry configured")
+        doc = registry.get(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"no document {doc_id}")
+        if doc.doc_type not in who.doc_types:
+            raise HTTPException(403, f"client {who.name} may not revoke {doc.doc_type}")
+        revoked = registry.revoke(doc_id, body.reason)
+        audit(who, "revoke", "-", doc_id.encode(), doc_id)
+        return {
+            "id": revoked.id,
+            "status": revoked.status.value,
+            "reason": revoked.status_reason,
+            "time": revoked.status_time.isoformat() if revoked.status_time else None,
+        }
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.state.registry = registry
+    app.state.config = config
+    return app
