@@ -143,6 +143,13 @@ def _organisation(subject: str | None) -> str | None:
     return None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a bare payload is longer than a file name may be (ENAMETOOLONG)
+        return False
+
+
 def check_seal(
     source: str,
     trust: TrustConfig,
@@ -153,7 +160,7 @@ def check_seal(
 ) -> SealReport:
     """``source`` is a payload or URL, or a path to an image or PDF."""
     path = Path(source)
-    kind = kind_of(path) if len(source) < 4096 and path.is_file() else "payload"
+    kind = kind_of(path) if len(source) < 4096 and _is_file(path) else "payload"
     if kind == "payload":
         texts = [source]
     elif kind == "text":
