@@ -87,6 +87,10 @@ class PkiServices:
             raise ServiceError(
                 f"cannot serve the test PKI on {self.host}:{self.port}: {e.strerror}"
             ) from e
+        except SystemExit as e:  # werkzeug exits the process when the port is taken
+            raise ServiceError(
+                f"cannot serve the test PKI on {self.host}:{self.port}: port in use"
+            ) from e
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="esign-pki-services", daemon=True
         )
