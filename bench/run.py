@@ -7,11 +7,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["sign_throughput.py"]
+BENCHES = [
+    "sign_throughput.py",
+    "verify_throughput.py",
+    "issue_throughput.py",
+    "web_load.py",
+]
 
 
 def main() -> None:
     for name in BENCHES:
+        if not (HERE / name).exists():
+            continue
         print(f"== {name}", flush=True)
         subprocess.run([sys.executable, str(HERE / name), *sys.argv[1:]], check=False)
 
