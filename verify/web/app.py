@@ -68,6 +68,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         t = load_template(str(path))
         doc_templates[t.doc_type] = t
     issuers = {t.issuer_code: t for t in doc_templates.values()}
+    # The API takes a template by name only: load_template() also accepts a path, which would let
+    # a client make the server read any .toml file it can name.
+    by_name = {t.name: t for t in doc_templates.values()}
     signers: dict[str, Any] = {}
     signer_lock = threading.Lock()
     registry = None
@@ -264,10 +267,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     def api_issue(body: IssueBody, who: Annotated[Client, Depends(client)]) -> Response:
         grant(who, body.key)
-        try:
-            template = load_template(body.template)
-        except InputError as e:
-            raise HTTPException(404, e.message) from e
+        template = by_name.get(body.template)
+        if template is None:
+            raise HTTPException(404, f"no template {body.template!r} (known: {sorted(by_name)})")
         if template.doc_type not in who.doc_types:
             raise HTTPException(403, f"client {who.name} may not issue {template.doc_type}")
         from esign.issue import CertificateIssuer
