@@ -99,6 +99,8 @@ class CertificateIssuer:
     def issue_to(self, data: DocumentData, out: Path) -> Issued:
         """Write the signed certificate to ``out`` and record it; the file appears complete or
         not at all, and the registry only lists documents whose file was written."""
+        if self.registry is not None:  # refuse before writing: never leave an unrecorded file
+            self._refuse_recorded(document_id(self.template.issuer_code, data.number))
         signed, issued = self.render_signed(data)
         write_atomic(out, signed)
         if self.registry is not None:
@@ -126,3 +128,11 @@ class CertificateIssuer:
                 created_at=datetime.now(UTC),
             )
         )
+
+    def _refuse_recorded(self, doc_id: str) -> None:
+        from .registry import DuplicateDocument
+
+        assert self.registry is not None
+        known = self.registry.get(doc_id)
+        if known is not None:
+            raise DuplicateDocument(known)
