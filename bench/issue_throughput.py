@@ -1,0 +1,150 @@
+"""Certificate issuance throughput: render, QR seal, B-B certification signature, write, record.
+
+Issues N residence certificates (default 1,000) with ``esign.batch.run_batch`` in worker
+processes (default 2), with the test PKI's P-256 agency seal, no TSA and a registry in a
+temporary SQLite file, and prints the total time and docs/s beside the target of issue 4
+(1,000 documents with 2 workers in at most 30 s). A short single-process profile then shows
+what one document costs per stage. Figures only; this never fails a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from esign import testpki
+from esign.batch import BatchSettings, KeySpec, build_issuer, run_batch
+from esign.issue import document_id
+from esign.pdfio import write_atomic
+from esign.registry import DocumentStatus, IssuedDocument, subject_digest
+from esign.render import SealBlock, render_certificate
+from esign.template import parse_data
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "data" / "residence.json"
+TARGET_DOCS, TARGET_SECONDS = 1000, 30.0
+
+
+def documents(n: int) -> list[dict[str, object]]:
+    base = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    out = []
+    for i in range(n):
+        data = json.loads(json.dumps(base))
+        data["number"] = f"ОСХ-2026-{500000 + i:06d}"
+        data["subject"]["register_number"] = f"УБ{90000000 + i:08d}"
+        data["fields"]["household"] = str(1 + i % 7)
+        out.append(data)
+    return out
+
+
+def settings(pki: testpki.TestPki, folder: Path, workers: int) -> BatchSettings:
+    key = KeySpec(str(pki.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
+    return BatchSettings(
+        template="residence",
+        out_dir=folder / "out",
+        pdf_key=key,
+        seal_key=key,
+        level="B-B",
+        tsa_url=None,
+        registry_url=f"sqlite:{folder / 'registry.sqlite3'}",
+        workers=workers,
+    )
+
+
+def batch(pki: testpki.TestPki, n: int, workers: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="esign-bench-issue-") as tmp:
+        folder = Path(tmp)
+        jsonl = folder / "batch.jsonl"
+        jsonl.write_text(
+            "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents(n)),
+            encoding="utf-8",
+        )
+        start = time.perf_counter()
+        summary = run_batch(jsonl, settings(pki, folder, workers))
+        wall = time.perf_counter() - start
+        size = sum(p.stat().st_size for p in (folder / "out").glob("*.pdf"))
+    print(f"batch: {n} residence certificates, {workers} workers, B-B, P-256, SQLite registry")
+    print(f"  issued {summary.issued}, skipped {summary.skipped}, failed {summary.failed}")
+    print(f"  total {wall:.2f} s wall ({summary.seconds:.2f} s in the worker pool)")
+    print(f"  {summary.issued / wall:.1f} docs/s wall, {summary.rate:.1f} docs/s pool")
+    print(f"  average PDF {size / max(1, summary.issued) / 1024:.1f} KiB")
+    projected = TARGET_DOCS / (summary.issued / wall) if summary.issued else float("inf")
+    verdict = "within" if projected <= TARGET_SECONDS else "OVER"
+    print(
+        f"  target: {TARGET_DOCS} docs with 2 workers in <= {TARGET_SECONDS:.0f} s; "
+        f"at this rate {TARGET_DOCS} take {projected:.1f} s ({verdict} target)"
+    )
+
+
+def profile(pki: testpki.TestPki, n: int) -> None:
+    """The stages of ``CertificateIssuer.issue_to``, timed one by one in this process."""
+    with tempfile.TemporaryDirectory(prefix="esign-bench-stages-") as tmp:
+        folder = Path(tmp)
+        issuer = build_issuer(settings(pki, folder, 1))
+        (folder / "out").mkdir()
+        template = issuer.template
+        stages = dict.fromkeys(("parse", "seal", "render", "sign", "write", "record"), 0.0)
+        try:
+            for i, raw in enumerate(documents(n + 1)):  # the first warms up, not counted
+                t0 = time.perf_counter()
+                data = parse_data(raw, template)
+                t1 = time.perf_counter()
+                url = issuer.seal_signer.url(issuer.base_url, issuer.claims(data))
+                doc_id = document_id(template.issuer_code, data.number)
+                t2 = time.perf_counter()
+                unsigned = render_certificate(
+                    template,
+                    data,
+                    SealBlock(url=url, address=issuer.base_url.split("://")[-1], code=doc_id),
+                    created=datetime.now(UTC),
+                )
+                t3 = time.perf_counter()
+                signed = issuer.pdf_signer.sign_bytes(unsigned, data.number)
+                t4 = time.perf_counter()
+                write_atomic(folder / "out" / f"{doc_id}.pdf", signed)
+                t5 = time.perf_counter()
+                issuer.registry.record(
+                    IssuedDocument(
+                        id=doc_id,
+                        doc_type=template.doc_type,
+                        issuer=template.issuer_code,
+                        subject_digest=subject_digest(data.register_number, data.name),
+                        issued_on=data.issued,
+                        expires_on=data.expires,
+                        status=DocumentStatus.ACTIVE,
+                        pdf_sha256=hashlib.sha256(signed).hexdigest(),
+                    )
+                )
+                t6 = time.perf_counter()
+                if i == 0:
+                    continue
+                times = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
+                for name, dt in zip(stages, times, strict=True):
+                    stages[name] += dt
+        finally:
+            issuer.close()
+    total = sum(stages.values())
+    print(f"stages, one process, mean of {n} documents:")
+    for name, seconds in stages.items():
+        print(f"  {name:<7} {seconds / n * 1000:7.2f} ms  {seconds / total * 100:5.1f} %")
+    print(f"  {'total':<7} {total / n * 1000:7.2f} ms  = {n / total:.1f} docs/s per process")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--count", type=int, default=TARGET_DOCS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile-docs", type=int, default=50)
+    args, _ = parser.parse_known_args()  # bench/run.py passes its own options to every bench
+    pki = testpki.build()
+    batch(pki, args.count, args.workers)
+    if args.profile_docs > 0:
+        profile(pki, args.profile_docs)
+
+
+if __name__ == "__main__":
+    main()
