@@ -14,8 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, UploadFile
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +47,22 @@ def mask_register(number: str) -> str:
     return number[:2] + "**" + number[4:6] + "**" + number[-2:] if len(number) >= 8 else "****"
 
 
+_SAMPLE_DATA = Path(__file__).resolve().parents[2] / "samples" / "data" / "residence.json"
+
+
 class IssueBody(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "template": "residence",
+                    "key": "agency-seal",
+                    "data": json.loads(_SAMPLE_DATA.read_text(encoding="utf-8")),
+                }
+            ]
+        }
+    }
+
     template: str = Field(description="Template name, e.g. residence")
     key: str = Field(description="Signing key name granted to the client")
     data: dict[str, Any] = Field(description="Document data as in samples/data/*.json")
@@ -53,6 +70,98 @@ class IssueBody(BaseModel):
 
 class RevokeBody(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class Problem(BaseModel):
+    """Every error answer: a message, or FastAPI's list of validation errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class LocalText(BaseModel):
+    mn: str
+    en: str
+
+
+class SealClaimsOut(BaseModel):
+    issuer: str
+    doc_type: str
+    number: str
+    issued: str
+    expires: str | None
+    subject_name: str
+    subject_id: str
+    fields_digest: str
+
+
+class SealReportOut(BaseModel):
+    """The JSON of :class:`verify.seal.SealReport` (``esign.seal.report/1``), as served."""
+
+    schema_: str = Field(alias="schema")
+    indication: Indication
+    subindication: str | None
+    explanation: LocalText
+    claims: SealClaimsOut | None
+    kid: str | None
+    seal_certificate: str | None
+    validation_time: str | None
+    details: list[str]
+    registry_status: str | None
+
+
+class RevokedOut(BaseModel):
+    id: str
+    status: str
+    reason: str | None
+    time: str | None
+
+
+_ERRORS = {
+    400: "The request or the document data is malformed",
+    401: "No or unknown API key",
+    403: "The client is not granted this key or document type",
+    404: "No such key, template or document",
+    409: "The document is already revoked or superseded",
+    413: "The request body is over the configured limit",
+    422: "The request does not match the schema, or the document cannot be signed",
+    503: "A service the server depends on (registry, TSA) is unavailable",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem, "description": _ERRORS[code]} for code in codes}
+
+
+def _pdf_body(description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            # The body is read as bytes whatever its declared type.
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/pdf", "application/octet-stream")
+            },
+        }
+    }
+
+
+_PDF_OUT: dict[str, Any] = {
+    "description": "The signed PDF",
+    "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _verify_report_schema() -> dict[str, Any]:
+    """docs/verify-report.schema.json with its ``$defs`` lifted into OpenAPI components."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "verify-report.schema.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    text = json.dumps(raw).replace('"#/$defs/', '"#/components/schemas/VerifyReport_')
+    lifted: dict[str, Any] = json.loads(text)
+    defs = lifted.pop("$defs", {})
+    for key in ("$schema", "$id"):
+        lifted.pop(key, None)
+    return {"VerifyReport": lifted, **{f"VerifyReport_{k}": v for k, v in defs.items()}}
 
 
 class BodyTooLarge(Exception):
@@ -123,10 +232,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             status = 503
         return JSONResponse({"detail": exc.message}, status_code=status)
 
-    def client(authorization: Annotated[str | None, Header()] = None) -> Client:
-        if not authorization or not authorization.startswith("Bearer "):
+    bearer = HTTPBearer(auto_error=False, description="The client's API key")
+
+    def client(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Client:
+        if credentials is None:
             raise HTTPException(401, "API key required", headers={"WWW-Authenticate": "Bearer"})
-        found = config.client_for(authorization[len("Bearer ") :].strip())
+        found = config.client_for(credentials.credentials.strip())
         if found is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         return found
@@ -227,13 +340,33 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # --- JSON API ----------------------------------------------------------------------------
 
-    @app.post("/api/v1/verify", tags=["verify"], summary="Verify a signed PDF (body: the PDF)")
+    @app.post(
+        "/api/v1/verify",
+        tags=["verify"],
+        summary="Verify a signed PDF (body: the PDF)",
+        response_class=JSONResponse,
+        responses={
+            200: {
+                "description": "The verification report (docs/verify-report.md)",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/VerifyReport"}}
+                },
+            },
+            **_errors(413),
+        },
+        openapi_extra=_pdf_body("The PDF to verify"),
+    )
     async def api_verify(request: Request) -> dict[str, Any]:
         data = await read_limited(request)
         report: DocumentReport = await run_in_threadpool(verifier.verify_bytes, data, "upload.pdf")
         return report.to_dict()
 
-    @app.get("/api/v1/seals/{payload}", tags=["verify"], summary="Verify a QR seal payload")
+    @app.get(
+        "/api/v1/seals/{payload}",
+        tags=["verify"],
+        summary="Verify a QR seal payload",
+        responses={200: {"model": SealReportOut}, **_errors(422)},
+    )
     def api_seal(payload: str) -> dict[str, Any]:
         return check_seal(payload).to_dict()
 
@@ -241,7 +374,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         "/api/v1/sign",
         tags=["sign"],
         summary="Sign a PDF (body: the PDF) with a granted key",
-        responses={200: {"content": {"application/pdf": {}}}},
+        response_class=Response,
+        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 413, 422, 503)},
+        openapi_extra=_pdf_body("The PDF to sign"),
     )
     async def api_sign(
         request: Request, key: str, who: Annotated[Client, Depends(client)]
@@ -263,7 +398,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         "/api/v1/issue",
         tags=["sign"],
         summary="Issue a certificate from a template and data",
-        responses={200: {"content": {"application/pdf": {}}}},
+        response_class=Response,
+        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def api_issue(body: IssueBody, who: Annotated[Client, Depends(client)]) -> Response:
         grant(who, body.key)
@@ -302,7 +438,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         )
 
     @app.post(
-        "/api/v1/documents/{doc_id}/revoke", tags=["registry"], summary="Revoke an issued document"
+        "/api/v1/documents/{doc_id}/revoke",
+        tags=["registry"],
+        summary="Revoke an issued document",
+        responses={200: {"model": RevokedOut}, **_errors(400, 401, 403, 404, 409, 422, 503)},
     )
     def api_revoke(
         doc_id: str, body: RevokeBody, who: Annotated[Client, Depends(client)]
@@ -327,6 +466,19 @@ def create_app(config: ServerConfig) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                _verify_report_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.registry = registry
     app.state.config = config
     return app
