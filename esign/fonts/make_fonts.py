@@ -1,7 +1,8 @@
 """Regenerate the bundled fonts: DejaVu Sans cut down to what Mongolian state documents use.
 
 Full DejaVu Sans has ~6,000 glyphs; parsing and subsetting it per document dominated rendering
-time. Latin, Cyrillic (with Ө ө Ү ү), punctuation, № and ₮ are kept. Run with fontTools:
+time. Layout tables and hinting are dropped too: fpdf2 neither shapes nor hints, and both made
+every per-document subset slower to build. Latin, Cyrillic (with Ө ө Ү ү), punctuation, № and ₮ are kept. Run with fontTools:
 python esign/fonts/make_fonts.py /usr/share/fonts/truetype/dejavu
 """
 
@@ -21,7 +22,9 @@ def main(source: Path) -> None:
             [
                 str(source / f"{name}.ttf"),
                 f"--unicodes={UNICODES}",
-                "--layout-features=*",
+                "--layout-features=",  # no shaping or kerning tables: fpdf2 does not use them
+                "--no-hinting",  # hinting instructions were most of the glyph data
+                "--desubroutinize",
                 "--name-IDs=*",
                 "--notdef-outline",
                 f"--output-file={out}",
