@@ -2,7 +2,8 @@
 
 Full DejaVu Sans has ~6,000 glyphs; parsing and subsetting it per document dominated rendering
 time. Layout tables and hinting are dropped too: fpdf2 neither shapes nor hints, and both made
-every per-document subset slower to build. Latin, Cyrillic (with Ө ө Ү ү), punctuation, № and ₮ are kept. Run with fontTools:
+every per-document subset slower to build. Latin, Cyrillic (with Ө ө Ү ү), punctuation, №
+and ₮ are kept. Run with fontTools:
 python esign/fonts/make_fonts.py /usr/share/fonts/truetype/dejavu
 """
 
