@@ -108,7 +108,9 @@ def _issue_one(task: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
     line_no, raw, out_name = task
     try:
         data = parse_data(raw, _worker.template, f"line {line_no}")
-        issued = _worker.issue_to(data, Path(out_name))
+        # Skipped ids (file and record present) never get here; a recorded id whose file was
+        # lost is issued again and the registry updated to describe the new file.
+        issued = _worker.issue_to(data, Path(out_name), replace_lost=True)
     except EsignError as e:
         return {"line": line_no, "status": "failed", "error": e.message}
     return {

@@ -96,15 +96,34 @@ class CertificateIssuer:
         digest = hashlib.sha256(signed).hexdigest()
         return signed, Issued(id=doc_id, number=data.number, url=url, pdf_sha256=digest)
 
-    def issue_to(self, data: DocumentData, out: Path) -> Issued:
+    def issue_to(self, data: DocumentData, out: Path, *, replace_lost: bool = False) -> Issued:
         """Write the signed certificate to ``out`` and record it; the file appears complete or
-        not at all, and the registry only lists documents whose file was written."""
-        if self.registry is not None:  # refuse before writing: never leave an unrecorded file
-            self._refuse_recorded(document_id(self.template.issuer_code, data.number))
+        not at all, and the registry only lists documents whose file was written.
+
+        A number already in the registry is refused before anything is written, unless
+        ``replace_lost`` is set, ``out`` is missing and the recorded document is still active
+        for the same subject: then the lost file is issued again and the registry updated.
+        """
+        replace = False
+        if self.registry is not None:
+            known = self.registry.get(document_id(self.template.issuer_code, data.number))
+            if known is not None:
+                from .registry import DuplicateDocument
+
+                if not (replace_lost and not out.exists()):
+                    raise DuplicateDocument(known)
+                replace = True
         signed, issued = self.render_signed(data)
         write_atomic(out, signed)
         if self.registry is not None:
-            self.record(data, issued)
+            if replace:
+                from .registry import subject_digest
+
+                self.registry.replace_file(
+                    issued.id, issued.pdf_sha256, subject_digest(data.register_number, data.name)
+                )
+            else:
+                self.record(data, issued)
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
 
     def record(self, data: DocumentData, issued: Issued) -> None:
@@ -128,11 +147,3 @@ class CertificateIssuer:
                 created_at=datetime.now(UTC),
             )
         )
-
-    def _refuse_recorded(self, doc_id: str) -> None:
-        from .registry import DuplicateDocument
-
-        assert self.registry is not None
-        known = self.registry.get(doc_id)
-        if known is not None:
-            raise DuplicateDocument(known)

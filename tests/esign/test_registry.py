@@ -489,3 +489,28 @@ def test_subject_digest_needs_both_fields() -> None:
         subject_digest(" ", "Батын Болд")
     with pytest.raises(UsageError):
         subject_digest("УБ99112233", "")
+
+
+def test_replace_file_only_for_active_documents_of_the_same_subject(registry: Registry) -> None:
+    doc = registry.record(_doc("REPL-0001"))
+    replaced = registry.replace_file(doc.id, "b" * 64, doc.subject_digest)
+    assert replaced.pdf_sha256 == "b" * 64 and replaced.status.value == "active"
+    with pytest.raises(StatusConflict):
+        registry.replace_file(doc.id, "c" * 64, "d" * 64)  # another subject
+    registry.revoke(doc.id, "issued in error")
+    with pytest.raises(StatusConflict):
+        registry.replace_file(doc.id, "c" * 64, doc.subject_digest)  # never reprint revoked
+    assert registry.get(doc.id).pdf_sha256 == "b" * 64  # type: ignore[union-attr]
+    with pytest.raises(UnknownDocument):
+        registry.replace_file("NOPE-0001", "c" * 64, doc.subject_digest)
+
+
+def test_audit_log_is_append_only(registry: Registry) -> None:
+    registry.audit(client="agency-a", action="sign", key_name="seal", document_sha256="e" * 64)
+    entries = registry.audit_entries()
+    assert entries[0]["client"] == "agency-a" and entries[0]["document_sha256"] == "e" * 64
+    backend = registry._backend
+    for statement in ("UPDATE esign_audit SET client = 'x'", "DELETE FROM esign_audit"):
+        with pytest.raises(Exception, match="append-only"), backend.transaction(write=True) as tx:
+            tx.rows(statement)
+    assert registry.audit_entries()[0]["client"] == "agency-a"
