@@ -1,19 +1,16 @@
 """Revocation fetching restricted to allowed URLs: a verifier that follows any URL an attacker
-writes into a certificate is an SSRF hole."""
+writes into a certificate is an SSRF hole.
+
+The requests-based fetchers are imported only when fetching is wanted, so an offline
+`esign verify` does not pay for importing an HTTP stack.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import requests
 from pyhanko_certvalidator.fetchers.api import FetcherBackend, Fetchers, FetchLimits
-from pyhanko_certvalidator.fetchers.common_utils import FetchBudget
-from pyhanko_certvalidator.fetchers.requests_fetchers.cert_fetch_client import (
-    RequestsCertificateFetcher,
-)
-from pyhanko_certvalidator.fetchers.requests_fetchers.crl_client import RequestsCRLFetcher
-from pyhanko_certvalidator.fetchers.requests_fetchers.ocsp_client import RequestsOCSPFetcher
 
 
 def url_allowed(url: str, allow: Sequence[str]) -> bool:
@@ -22,24 +19,35 @@ def url_allowed(url: str, allow: Sequence[str]) -> bool:
     return not allow or any(url.startswith(prefix) for prefix in allow)
 
 
-class _Guard:
-    allow: Sequence[str] = ()
+def _guarded_fetchers(allow: Sequence[str], timeout: float, limits: FetchLimits) -> Fetchers:
+    import requests
+    from pyhanko_certvalidator.fetchers.common_utils import FetchBudget
+    from pyhanko_certvalidator.fetchers.requests_fetchers.cert_fetch_client import (
+        RequestsCertificateFetcher,
+    )
+    from pyhanko_certvalidator.fetchers.requests_fetchers.crl_client import RequestsCRLFetcher
+    from pyhanko_certvalidator.fetchers.requests_fetchers.ocsp_client import RequestsOCSPFetcher
 
-    def _check(self, url: str) -> None:
-        if not url_allowed(url, self.allow):
+    def check(url: str) -> None:
+        if not url_allowed(url, allow):
             raise requests.RequestException(f"fetching {url} is not allowed by the trust policy")
 
+    class OCSP(RequestsOCSPFetcher):
+        def _post(self, url: str, data: Any, **kw: Any) -> Any:
+            check(url)
+            return super()._post(url, data, **kw)
 
-class _OCSP(_Guard, RequestsOCSPFetcher):
-    def _post(self, url: str, data: Any, **kw: Any) -> Awaitable[requests.Response]:
-        self._check(url)
-        return super()._post(url, data, **kw)  # type: ignore[no-any-return]
+    class CRL(RequestsCRLFetcher):
+        def _get(self, url: str, **kw: Any) -> Any:
+            check(url)
+            return super()._get(url, **kw)
 
-
-class _CRL(_Guard, RequestsCRLFetcher):
-    def _get(self, url: str, **kw: Any) -> Awaitable[requests.Response]:
-        self._check(url)
-        return super()._get(url, **kw)  # type: ignore[no-any-return]
+    budget = FetchBudget(limits)
+    return Fetchers(
+        ocsp_fetcher=OCSP(per_request_timeout=timeout, budget=budget),
+        crl_fetcher=CRL(per_request_timeout=timeout, budget=budget),  # type: ignore[no-untyped-call]
+        cert_fetcher=RequestsCertificateFetcher(per_request_timeout=timeout, budget=budget),
+    )
 
 
 class AllowlistFetcherBackend(FetcherBackend):
@@ -51,12 +59,7 @@ class AllowlistFetcherBackend(FetcherBackend):
         self.limits = FetchLimits(max_requests=50)
 
     def get_fetchers(self) -> Fetchers:
-        budget = FetchBudget(self.limits)
-        ocsp = _OCSP(per_request_timeout=self.timeout, budget=budget)
-        crl = _CRL(per_request_timeout=self.timeout, budget=budget)  # type: ignore[no-untyped-call]
-        ocsp.allow = crl.allow = self.allow
-        certs = RequestsCertificateFetcher(per_request_timeout=self.timeout, budget=budget)
-        return Fetchers(ocsp_fetcher=ocsp, crl_fetcher=crl, cert_fetcher=certs)
+        return _guarded_fetchers(self.allow, self.timeout, self.limits)
 
     async def close(self) -> None:
         return None
