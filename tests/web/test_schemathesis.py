@@ -46,7 +46,7 @@ def test_schemathesis(server: WebServer, issued_id: str, tmp_path: Path, as_clie
         [str(ST), "--no-color", "--config-file", str(config), "run", f"{server.url}/openapi.json",
          "--checks", "not_a_server_error,response_schema_conformance",
          "--max-examples", "80", "--workers", "1", "--request-timeout", "60", *auth],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
