@@ -2,9 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core
+APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk
 
-.PHONY: demo test bench lint system-deps venv
+.PHONY: demo test bench lint system-deps venv axe
 
 $(BIN)/esign: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,10 +21,16 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
 
+# axe-core (npm) for the accessibility checks of the web pages in tests/web.
+tools/node_modules/axe-core/axe.min.js: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --silent
+
+axe: tools/node_modules/axe-core/axe.min.js
+
 demo: venv
 	$(BIN)/esign demo --out demo-out
 
-test: venv system-deps
+test: venv system-deps axe
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from esign.errors import EsignError
+from esign.registry import Registry
 
 from .qrscan import kind_of, pdf_text, texts_from_image, texts_from_pdf
 from .report import Indication, Text
@@ -57,16 +58,23 @@ def _failed(text: Text, detail: str) -> SealReport:
     )
 
 
-def apply_registry(report: SealReport, registry_url: str | None) -> SealReport:
-    """Fill ``registry_status`` and turn revoked or superseded documents into failures."""
-    if registry_url is None or report.claims is None:
+def apply_registry(report: SealReport, registry: str | Registry | None) -> SealReport:
+    """Fill ``registry_status`` and turn revoked or superseded documents into failures.
+
+    ``registry`` is a URL (opened for this one lookup) or an open registry, which a server
+    keeps for all its requests.
+    """
+    if registry is None or report.claims is None:
         return report
     from esign.issue import document_id
     from esign.registry import open_registry
 
     doc_id = document_id(report.claims.issuer, report.claims.number)
     try:
-        with open_registry(registry_url) as registry:
+        if isinstance(registry, str):
+            with open_registry(registry) as opened:
+                doc = opened.get(doc_id)
+        else:
             doc = registry.get(doc_id)
     except EsignError as e:
         return dataclasses.replace(

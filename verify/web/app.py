@@ -198,8 +198,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     # cached; the registry status is not, and is applied per request.
     verdicts: OrderedDict[tuple[str, date], SealReport] = OrderedDict()
     verdicts_lock = threading.Lock()
-    # A SQLite lookup takes well under a millisecond: done on the event loop. A network database
-    # (a connection per lookup, see apply_registry) would stall the loop: done in a thread.
+    # A lookup in the server's open SQLite registry takes well under a millisecond: done on the
+    # event loop. A network database round trip would stall the loop: done in a thread.
     registry_inline = (config.registry_url or "").lower().startswith("sqlite:")
 
     def seal_verdict(key: tuple[str, date]) -> SealReport:
@@ -222,8 +222,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         if registry is None:
             return report
         if registry_inline:
-            return apply_registry(report, config.registry_url)
-        return await run_in_threadpool(apply_registry, report, config.registry_url)
+            return apply_registry(report, registry)
+        return await run_in_threadpool(apply_registry, report, registry)
 
     async def read_limited(request: Request) -> bytes:
         declared = request.headers.get("content-length")
