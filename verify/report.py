@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 SCHEMA_VERSION = "esign.verify.report/1"
@@ -95,17 +95,20 @@ class DocumentReport:
         return self.indication.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = _jsonable(asdict(self))
+        result: dict[str, Any] = jsonable(asdict(self))
         return result
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON values from report dataclasses: enums by value, times ISO 8601, bytes hex."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
     return value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -57,7 +56,7 @@ from esign.seal import (
 )
 
 from .policy import StateCryptoPolicy
-from .report import Indication, Text
+from .report import Indication, Text, jsonable
 from .trust import TrustConfig, load_cert_paths
 
 SEAL_SCHEMA_VERSION = "esign.seal.report/1"
@@ -374,22 +373,8 @@ class SealReport:
         return self.indication.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = _jsonable(asdict(self))
+        result: dict[str, Any] = jsonable(asdict(self))
         return result
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def load_seal_certs(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
