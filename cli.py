@@ -217,12 +217,11 @@ def verify(
 
     if as_json and as_jsonl:
         raise UsageError("choose one of --json and --jsonl")
+    at = _parse_time(at_time)  # usage errors before any file or trust anchor is read
     files = _collect_pdfs(inputs)
     if not files:
         raise UsageError("no PDF files found in the given folders")
-    verifier = Verifier(
-        TrustConfig.load(trust), VerifyOptions(at=_parse_time(at_time), online=online)
-    )
+    verifier = Verifier(TrustConfig.load(trust), VerifyOptions(at=at, online=online))
     counts: dict[str, int] = {}
     reports = []
     batch = len(files) > 1
