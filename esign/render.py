@@ -43,9 +43,17 @@ def qr_matrix(text: str) -> list[list[bool]]:
 
 
 def _draw_qr(pdf: FPDF, matrix: list[list[bool]], x: float, y: float, size: float) -> None:
+    """Every run of dark modules as one rectangle of a single filled path.
+
+    Written as one content-stream operation: 1,200 separate ``rect()`` calls were a tenth of
+    the time to render a certificate. The path is what ``rect(style="F")`` emits, joined.
+    """
     n = len(matrix)
-    module = size / n
-    pdf.set_fill_color(0, 0, 0)
+    k = pdf.k
+    module = size / n * k
+    left = x * k
+    top = (pdf.h - y) * k
+    ops: list[str] = ["q 0 g"]
     for r, row in enumerate(matrix):
         c = 0
         while c < n:
@@ -53,9 +61,14 @@ def _draw_qr(pdf: FPDF, matrix: list[list[bool]], x: float, y: float, size: floa
                 start = c
                 while c < n and row[c]:
                     c += 1
-                pdf.rect(x + start * module, y + r * module, (c - start) * module, module, "F")
+                ops.append(
+                    f"{left + start * module:.3f} {top - r * module:.3f} "
+                    f"{(c - start) * module:.3f} {-module:.3f} re"
+                )
             else:
                 c += 1
+    ops.append("f Q")
+    pdf._out("\n".join(ops))
 
 
 def _fmt(d: date | None) -> str:
