@@ -412,11 +412,17 @@ def issue(
             return 0
         assert batch_file is not None
         show_bar = sys.stderr.isatty()
+        total = _count_lines(batch_file) if show_bar else 0
+        seen = 0
 
         def report(result: dict[str, object]) -> None:
+            nonlocal seen
             click.echo(json.dumps(result, ensure_ascii=False))
-            if show_bar:
-                click.echo(".", nl=False, err=True)
+            seen += 1
+            if show_bar:  # one line redrawn in place: [#####.....] 40/100
+                filled = int(30 * seen / max(total, 1))
+                bar = "#" * filled + "." * (30 - filled)
+                click.echo(f"\r[{bar}] {seen}/{total}", nl=False, err=True)
 
         summary = run_batch(batch_file, settings, on_result=report)
         if show_bar:
@@ -427,6 +433,14 @@ def issue(
             err=True,
         )
         return 1 if summary.failed else 0
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return 0
 
 
 def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
