@@ -653,7 +653,7 @@ def pki_serve(root: Path | None) -> None:
 @handles_errors
 def demo(out_dir: Path) -> None:
     """Build the test PKI, start its services, sign a sample at every PAdES level and verify."""
-    from esign.demo import run_demo
+    from verify.demo import run_demo
 
     ok = run_demo(out_dir, echo=click.echo)
     sys.exit(0 if ok else 1)

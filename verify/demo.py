@@ -1,14 +1,18 @@
-"""`esign demo`: the whole flow on embedded defaults, for a new user on a fresh machine."""
+"""`esign demo`: the whole flow on embedded defaults, for a new user on a fresh machine.
+
+It lives in ``verify`` because it signs and then verifies: ``verify`` may import ``esign``,
+never the reverse.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from . import testpki
-from .keysource import load_key
-from .pades import DocumentSigner, PadesLevel, SignOptions
-from .services import PkiServices
+from esign import testpki
+from esign.keysource import load_key
+from esign.pades import DocumentSigner, PadesLevel, SignOptions
+from esign.services import PkiServices
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE = SAMPLES / "certificate.pdf"
@@ -18,11 +22,11 @@ P12_PASSWORD_BYTES = testpki.P12_PASSWORD.encode()
 def _issue_samples(pki: testpki.TestPki, out_dir: Path, echo: Callable[[str], None]) -> bool:
     """Issue the three sample certificates and check each QR seal as a bank would: from the PDF
     (QR read from the rendered page, seal verified, matched to the text and the PDF signer)."""
-    from verify import TrustConfig
-    from verify.sealcheck import check_seal
+    from esign.batch import BatchSettings, KeySpec, build_issuer
+    from esign.template import load_data
 
-    from .batch import BatchSettings, KeySpec, build_issuer
-    from .template import load_data
+    from .sealcheck import check_seal
+    from .trust import TrustConfig
 
     trust = TrustConfig.from_paths(
         [pki.trust_dir],
@@ -55,7 +59,8 @@ def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> bool:
     Returns True when every signed file verifies TOTAL-PASSED, offline, from embedded data where
     the level embeds it.
     """
-    from verify import TrustConfig, Verifier, VerifyOptions
+    from .pdf import Verifier, VerifyOptions
+    from .trust import TrustConfig
 
     pki = testpki.build()
     echo(f"test PKI: {pki.root} (OCSP, CRL, TSA at {pki.url})")
