@@ -667,19 +667,39 @@ def _quiet_libraries() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point; usage errors exit with 3 (0-2 are verdicts)."""
-    _quiet_libraries()
+def _run(argv: Sequence[str] | None) -> int:
     try:
         rv = esign.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Abort:
-        _fail("aborted", 130)
+        click.echo("esign: error: aborted", err=True)
+        return 130
     except click.ClickException as e:
         e.show()
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return int(e.exit_code)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point; usage errors exit with 3 (0-2 are verdicts).
+
+    Every command has closed its files, connections and worker pools by the time it returns, so
+    the process leaves at once: tearing down the interpreter's hundreds of pyHanko, asn1crypto
+    and aiohttp modules took ~0.1 s of a one-file `esign verify`.
+    """
+    _quiet_libraries()
+    code = _run(argv)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = 141
+    if os.environ.get("ESIGN_DEBUG"):
+        sys.exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":
