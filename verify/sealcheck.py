@@ -127,7 +127,7 @@ def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool)
             doc.explanation,
             f"PDF: {doc.indication.value}",
         )
-    seal_org = _organisation(report.seal_certificate)
+    seal_org = _seal_organisation(report.kid, trust)
     signer_orgs = {
         s.signer.organisation for s in doc.signatures if s.signer and s.kind != "document-timestamp"
     }
@@ -142,12 +142,16 @@ def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool)
     return report
 
 
-def _organisation(subject: str | None) -> str | None:
-    if not subject:
+def _seal_organisation(kid: str | None, trust: TrustConfig) -> str | None:
+    """The organisationName of the published seal certificate the seal's key id names."""
+    if kid is None:
         return None
-    for part in subject.split(", "):
-        if part.startswith("Organization: "):
-            return part[len("Organization: ") :]
+    from esign.seal import key_id
+
+    for cert in trust.seal_certs:
+        if key_id(cert.dump()).hex() == kid:
+            org = cert.subject.native.get("organization_name")
+            return str(org[0] if isinstance(org, list) else org) if org else None
     return None
 
 
