@@ -130,8 +130,9 @@ def sign(
     no_cert_check: bool,
 ) -> None:
     """Sign INPUT_PDF with a PAdES baseline signature."""
+    from esign.certfiles import load_cert_paths
     from esign.keysource import load_key, read_secret
-    from esign.pades import DocumentSigner, PadesLevel, SignOptions, load_trust_roots
+    from esign.pades import DocumentSigner, PadesLevel, SignOptions
 
     if input_pdf.resolve() == output.resolve():
         raise UsageError("output must differ from input")
@@ -143,7 +144,7 @@ def sign(
         reason=reason,
         location=location,
         check_certificate=not no_cert_check,
-        trust_roots=load_trust_roots(trust),
+        trust_roots=load_cert_paths(trust),
     )
     with load_key(
         key, cert=cert, chain=chain, password=read_secret(passfile), pkcs11_module=pkcs11_module

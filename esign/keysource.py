@@ -20,8 +20,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509 import load_pem_x509_certificates
-from pyhanko.keys import load_certs_from_pemder
 from pyhanko.sign.attributes import (
     CMSAttributeProvider,
     SignedAttributeProviderSpec,
@@ -33,6 +31,7 @@ from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
+from .certfiles import load_cert_paths
 from .errors import InputError, KeySourceError, UsageError
 
 PASSWORD_ENV = "ESIGN_PASSWORD"
@@ -147,14 +146,7 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _load_certs(paths: Iterable[Path]) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for p in paths:
-        _read(p, "certificate file")
-        try:
-            certs.extend(load_certs_from_pemder([str(p)]))
-        except (ValueError, TypeError) as e:
-            raise InputError(f"{p} holds no readable X.509 certificate") from e
-    return certs
+    return list(load_cert_paths(list(paths)))
 
 
 def _to_asn1(cert: Any) -> x509.Certificate:
@@ -344,6 +336,5 @@ __all__ = [
     "LoadedKey",
     "Pkcs11Uri",
     "load_key",
-    "load_pem_x509_certificates",
     "read_secret",
 ]

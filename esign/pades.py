@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -249,18 +248,3 @@ def sign_pdf(
 ) -> None:
     """Sign one file. For many files, build a :class:`DocumentSigner` once and reuse it."""
     DocumentSigner(key, options or SignOptions()).sign_file(src, dst)
-
-
-def load_trust_roots(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
-    """Certificates from PEM/DER files or folders of them."""
-    from pyhanko.keys import load_certs_from_pemder
-
-    files: list[str] = []
-    for p in paths:
-        if p.is_dir():
-            files.extend(
-                str(f) for f in sorted(p.iterdir()) if f.suffix in (".pem", ".crt", ".cer", ".der")
-            )
-        else:
-            files.append(str(p))
-    return tuple(load_certs_from_pemder(files))

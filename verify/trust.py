@@ -8,34 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import x509
-from pyhanko.keys import load_certs_from_pemder
 
+from esign.certfiles import CERT_SUFFIXES, load_cert_paths
 from esign.errors import InputError, UsageError
-
-CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
 
 def default_config_path() -> Path:
     return Path(__file__).resolve().parent.parent / "keys" / "trust.toml"
-
-
-def load_cert_paths(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
-    """Certificates from files and folders of them (PEM or DER)."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files.extend(f for f in sorted(p.iterdir()) if f.suffix.lower() in CERT_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"certificate path not found: {p}")
-    certs: list[x509.Certificate] = []
-    for f in files:
-        try:
-            certs.extend(load_certs_from_pemder([str(f)]))
-        except (ValueError, TypeError, OSError) as e:
-            raise InputError(f"{f} is not a readable certificate file") from e
-    return tuple(certs)
 
 
 @dataclass(frozen=True)
@@ -100,3 +79,6 @@ class TrustConfig:
         if paths:
             return cls.from_paths(paths)
         return cls.from_toml(default_config_path())
+
+
+__all__ = ["CERT_SUFFIXES", "TrustConfig", "default_config_path", "load_cert_paths"]

@@ -36,8 +36,9 @@ from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from esign import testpki
+from esign.certfiles import load_cert_paths
 from esign.keysource import LoadedKey, load_key
-from esign.pades import DocumentSigner, PadesLevel, SignOptions, load_trust_roots
+from esign.pades import DocumentSigner, PadesLevel, SignOptions
 from esign.services import PkiServices
 from verify.report import Indication
 
@@ -86,7 +87,7 @@ class Forge:
         )
 
     def trust_roots(self) -> tuple[x509.Certificate, ...]:
-        return load_trust_roots([self.pki.trust_dir])
+        return load_cert_paths([self.pki.trust_dir])
 
     @contextmanager
     def services_frozen_at(self, moment: datetime) -> Iterator[None]:
@@ -266,7 +267,7 @@ def _lta_extended(f: Forge) -> bytes:
     signed = f.sign(f.sample, level=PadesLevel.B_LTA)
     vc = ValidationContext(
         trust_roots=list(f.trust_roots()),
-        other_certs=list(load_trust_roots([f.pki.intermediates_dir])),
+        other_certs=list(load_cert_paths([f.pki.intermediates_dir])),
         allow_fetching=True,
     )
     stamper = signers.PdfTimeStamper(RequestsHTTPTimeStamper(f.pki.tsa_url("mn-rsa")))
