@@ -280,6 +280,31 @@ def create_app(config: ServerConfig) -> FastAPI:
                 signers[name] = (DocumentSigner(key, options), threading.Lock(), key, spec)
             return signers[name]
 
+    certificate_issuers: dict[tuple[str, str], Any] = {}
+
+    def issuer_for(key_name: str, template_name: str, template: Template) -> tuple[Any, Any]:
+        """One issuer per key and template, like the signers: its certificate check (an OCSP
+        round trip) and the seal key's self-test run once, not on every request."""
+        from esign.issue import CertificateIssuer
+        from esign.pades import DocumentSigner, PadesLevel, SignOptions
+        from esign.seal import SealSigner
+
+        _, lock, key, spec = signer_for(key_name)
+        with signer_lock:
+            if (key_name, template_name) not in certificate_issuers:
+                options = SignOptions(
+                    level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url, certify=True,
+                    reason=f"{template.title_mn} / {template.title_en}",
+                )  # fmt: skip
+                certificate_issuers[key_name, template_name] = CertificateIssuer(
+                    template,
+                    DocumentSigner(key, options),
+                    SealSigner.from_loaded_key(key),
+                    registry=registry,
+                    base_url=config.base_url,
+                )
+            return certificate_issuers[key_name, template_name], lock
+
     def grant(who: Client, key: str) -> None:
         if key not in config.signing_keys:
             raise HTTPException(404, f"no signing key {key!r}")
@@ -429,24 +454,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, f"no template {body.template!r} (known: {sorted(by_name)})")
         if template.doc_type not in who.doc_types:
             raise HTTPException(403, f"client {who.name} may not issue {template.doc_type}")
-        from esign.issue import CertificateIssuer
-        from esign.pades import DocumentSigner, PadesLevel, SignOptions
-        from esign.seal import SealSigner
         from esign.template import parse_data
 
         data = parse_data(body.data, template)
-        _, lock, key, spec = signer_for(body.key)
-        options = SignOptions(
-            level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url, certify=True,
-            reason=f"{template.title_mn} / {template.title_en}",
-        )  # fmt: skip
-        issuer = CertificateIssuer(
-            template,
-            DocumentSigner(key, options),
-            SealSigner.from_loaded_key(key),
-            registry=registry,
-            base_url=config.base_url,
-        )
+        issuer, lock = issuer_for(body.key, body.template, template)
         with lock:
             signed, issued = issuer.render_signed(data)
             if registry is not None:
