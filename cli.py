@@ -444,16 +444,25 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
-def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
-    """Embedded defaults: the test PKI's EC agency seal, its local TSA (started if not running)."""
+def _serve_test_pki(stack: Any) -> Any:
+    """Build the test PKI if absent and serve its OCSP/CRL/TSA for as long as ``stack`` lives,
+    unless something (e.g. `esign pki serve`) already serves them."""
     from esign import testpki
-    from esign.batch import KeySpec
     from esign.errors import ServiceError
     from esign.services import PkiServices
 
     built = testpki.build()
-    with contextlib.suppress(ServiceError):  # already served, e.g. by `esign pki serve`
+    with contextlib.suppress(ServiceError):
         stack.enter_context(PkiServices(built))
+    return built
+
+
+def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
+    """Embedded defaults: the test PKI's EC agency seal, its local TSA (started if not running)."""
+    from esign import testpki
+    from esign.batch import KeySpec
+
+    built = _serve_test_pki(stack)
     spec = KeySpec(str(built.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
     return spec, tsa_url or built.tsa_url("mn-ec")
 
@@ -581,25 +590,20 @@ def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
     from verify.web import create_app, load_config
 
     config = load_config(config_file)
+    stack = contextlib.ExitStack()
     if config_file is None:  # embedded defaults: the test PKI, its TSA and OCSP too
-        from esign import testpki
-        from esign.errors import ServiceError
-        from esign.services import PkiServices
-
-        with contextlib.suppress(ServiceError):
-            PkiServices(testpki.build()).start()
-    create_app(config)  # fail fast, with one line, on a bad configuration
-    if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
-        return
-    import os as _os
-
-    if config_file is not None:
-        _os.environ["ESIGN_SERVE_CONFIG"] = str(config_file)
-    uvicorn.run(
-        "verify.web.factory:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning",
-    )  # fmt: skip
+        _serve_test_pki(stack)
+    with stack:
+        app = create_app(config)  # fails fast, with one line, on a bad configuration
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+            return
+        if config_file is not None:  # each worker process builds its own app from this
+            os.environ["ESIGN_SERVE_CONFIG"] = str(config_file)
+        uvicorn.run(
+            "verify.web.factory:app_from_env", factory=True, host=host, port=port,
+            workers=workers, log_level="warning",
+        )  # fmt: skip
 
 
 @esign.group()
