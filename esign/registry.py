@@ -591,7 +591,8 @@ class _PostgresBackend(_Backend):
                 extra["connect_timeout"] = _PG_CONNECT_TIMEOUT
             return psycopg.connect(self._url, autocommit=True, **extra)
         except psycopg.Error as e:
-            raise RegistryUnavailable(f"{context}: {_pg_reason(e)}") from e
+            # Not chained: libpq's own text may hold the password, and a logged traceback shows it.
+            raise RegistryUnavailable(f"{context}: {_pg_reason(e, self._url)}") from None
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[_Tx]:
@@ -605,8 +606,8 @@ class _PostgresBackend(_Backend):
                     yield _PostgresTx(cursor)
             except psycopg.OperationalError as e:
                 raise RegistryUnavailable(
-                    f"registry {self.display_url} failed: {_pg_reason(e)}"
-                ) from e
+                    f"registry {self.display_url} failed: {_pg_reason(e, self._url)}"
+                ) from None
 
     def lock_schema(self, tx: _Tx) -> None:
         tx.rows("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
@@ -694,12 +695,33 @@ def redact_url(url: str) -> str:
         "password=***" if item.partition("=")[0].lower() == "password" else item
         for item in parts.query.split("&")
     )
-    return parts._replace(netloc=netloc, query=query).geturl()
+    return redact_secrets(parts._replace(netloc=netloc, query=query).geturl(), url)
 
 
-def _pg_reason(error: Exception) -> str:
+def _url_secrets(url: str) -> list[str]:
+    """The passwords written in ``url``, raw and percent-decoded, found without parsing it: a
+    malformed URL (the one whose error message repeats it) still has its password found."""
+    found: list[str] = []
+    rest = url.partition("://")[2] if "://" in url else url
+    authority = rest.partition("?")[0]
+    if "@" in authority:
+        found.append(authority.rpartition("@")[0].partition(":")[2])
+    found += re.findall(r"(?i)(?:^|[?&\s])password\s*=\s*([^&\s]*)", url)
+    secrets = {s for raw in found for s in (raw, unquote(raw)) if s and s != "***"}
+    return sorted(secrets, key=len, reverse=True)
+
+
+def redact_secrets(text: str, url: str) -> str:
+    """``text`` (an error message from any layer) with every password in ``url`` masked."""
+    for secret in _url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _pg_reason(error: Exception, url: str) -> str:
     """libpq's message, first line, without the "connection to server at ... failed:" preamble
-    (the URL is already in our message)."""
+    (the URL is already in our message) and without any password from ``url`` (libpq repeats a
+    URL it cannot parse)."""
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
     text = re.sub(r"^connection failed: ", "", text)
@@ -707,7 +729,7 @@ def _pg_reason(error: Exception) -> str:
     text = re.sub(r"^FATAL:\s+", "", text)
     if len(text) > 1 and text[0].isupper() and text[1].islower():
         text = text[0].lower() + text[1:]
-    return text
+    return redact_secrets(text, url)
 
 
 def _fold(text: str) -> str:
@@ -772,6 +794,7 @@ __all__ = [
     "StatusConflict",
     "UnknownDocument",
     "open_registry",
+    "redact_secrets",
     "redact_url",
     "subject_digest",
 ]

@@ -8,6 +8,7 @@ keys, PKCS#12 bundles, chains and trust anchors. Everything is test material, ne
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,23 @@ class TestPki:
         return load_config(self.root, self.url)
 
 
+def _private_dir(path: Path) -> None:
+    """A folder only the owner can enter: it holds private keys or PKCS#12 bundles."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret (key, PKCS#12, password) readable by the owner only, from its first byte:
+    the file is created 0600, never created world-readable and narrowed afterwards."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def _generate_key(arch: str) -> bytes:
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if arch == "mn-rsa":
@@ -178,15 +196,15 @@ def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = Fal
     spec = yaml.safe_load(spec_path().read_text(encoding="utf-8"))
     key_labels = list(spec["keysets"]["mn-rsa"]["keys"])
     for arch, folder in ARCHES.items():
-        (root / folder).mkdir()
+        _private_dir(root / folder)
         for label in key_labels:
-            (root / folder / f"{label}.key.pem").write_bytes(_generate_key(arch))
+            _write_private(root / folder / f"{label}.key.pem", _generate_key(arch))
     cfg = load_config(root, url)
     pki = TestPki(root=root, url=url)
     trust = pki.trust_dir
     trust.mkdir()
     pki.intermediates_dir.mkdir()
-    pki.password_file.write_text(P12_PASSWORD + "\n")
+    _write_private(pki.password_file, (P12_PASSWORD + "\n").encode())
     for arch_label, arch in cfg.pki_archs.items():
         _export_arch(pki, str(arch_label), arch, key_labels)
         shutil.copy(pki.cert(str(arch_label), "root"), trust / f"{arch_label}-root.pem")
@@ -219,11 +237,13 @@ def _pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
 
 def _export_arch(pki: TestPki, label: str, arch: PKIArchitecture, key_labels: list[str]) -> None:
     base = pki.arch_dir(label)
-    for sub in ("certs", "keys", "p12", "chains"):
+    for sub in ("certs", "chains"):
         (base / sub).mkdir(parents=True)
+    for sub in ("keys", "p12"):
+        _private_dir(base / sub)
     src_keys = pki.root / ARCHES[label]
     for key_label in key_labels:
-        shutil.copy(src_keys / f"{key_label}.key.pem", pki.key(label, key_label))
+        _write_private(pki.key(label, key_label), (src_keys / f"{key_label}.key.pem").read_bytes())
     cert_labels = [s.label for _, specs in arch.enumerate_certs_by_issuer() for s in specs]
     for cert_label in cert_labels:
         pki.cert(label, str(cert_label)).write_bytes(_pem(arch.get_cert(cert_label).dump()))
@@ -232,6 +252,7 @@ def _export_arch(pki: TestPki, label: str, arch: PKIArchitecture, key_labels: li
             b"".join(_pem(arch.get_cert(c).dump()) for c in chain)
         )
     for signer in SIGNERS:
-        pki.p12(label, signer).write_bytes(
-            arch.package_pkcs12(CertLabel(signer), password=P12_PASSWORD.encode())
+        _write_private(
+            pki.p12(label, signer),
+            arch.package_pkcs12(CertLabel(signer), password=P12_PASSWORD.encode()),
         )
