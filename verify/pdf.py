@@ -50,7 +50,7 @@ from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
 from .explain import explain, reason
-from .fetch import AllowlistFetcherBackend
+from .fetch import BUDGET_EXHAUSTED, DocumentFetch
 from .policy import StateCryptoPolicy
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text, worst
 from .trust import TrustConfig
@@ -127,7 +127,6 @@ class Verifier:
         self.options = options or VerifyOptions()
         self._trust_manager = SimpleTrustManager.build(trust_roots=list(trust.anchors))
         self._crypto = StateCryptoPolicy()
-        self._fetcher = AllowlistFetcherBackend(trust.fetch_allow) if self.options.online else None
         cert_policy = CertValidationPolicySpec(
             trust_manager=self._trust_manager,
             revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
@@ -136,13 +135,10 @@ class Verifier:
         self._spec = PdfSignatureValidationSpec(
             SignatureValidationSpec(
                 cert_validation_policy=cert_policy,
+                # Offline here; _document_spec() puts each document's own fetcher in, so
+                # no path can fall back on pyHanko's default (unrestricted) fetchers.
                 revinfo_gathering_policy=RevocationInfoGatheringSpec(
-                    online_fetching_rule=(
-                        RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH
-                        if self.options.online
-                        else RevinfoOnlineFetchingRule.LOCAL_ONLY
-                    ),
-                    fetcher_backend=self._fetcher,
+                    online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY,
                     certificate_fetching_rule=CertificateFetchingRule.NEVER_FETCH,
                 ),
                 key_usage_settings=KeyUsageConstraints(
@@ -152,6 +148,25 @@ class Verifier:
                 signature_algorithm_policy=CMSAlgorithmUsagePolicy.lift_policy(self._crypto),
                 local_knowledge=LocalKnowledge(known_certs=list(trust.intermediates)),
             )
+        )
+
+    def _document_fetch(self) -> DocumentFetch | None:
+        """The fetcher shared by every signature and timestamp of one document (one cache, one
+        budget), or None offline."""
+        return DocumentFetch(self.trust.fetch_allow) if self.options.online else None
+
+    def _document_spec(self, fetch: DocumentFetch | None) -> PdfSignatureValidationSpec:
+        if fetch is None:
+            return self._spec
+        base = self._spec.signature_validation_spec
+        gathering = dataclasses.replace(
+            base.revinfo_gathering_policy,
+            online_fetching_rule=RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH,
+            fetcher_backend=fetch,
+        )
+        return dataclasses.replace(
+            self._spec,
+            signature_validation_spec=dataclasses.replace(base, revinfo_gathering_policy=gathering),
         )
 
     def _timing(self) -> ValidationTimingInfo:
@@ -186,7 +201,8 @@ class Verifier:
             return self._document(
                 name, [], timing, mode, doc_error=("FORMAT_FAILURE", f"unreadable PDF: {e}")
             )
-        reports = [await self._verify_one(sig, timing, reader, data) for sig in sigs]
+        fetch = self._document_fetch()
+        reports = [await self._verify_one(sig, timing, reader, data, fetch) for sig in sigs]
         return self._document(name, reports, timing, mode)
 
     def _document(
@@ -237,6 +253,7 @@ class Verifier:
         timing: ValidationTimingInfo,
         reader: PdfFileReader,
         data: bytes,
+        fetch: DocumentFetch | None = None,
     ) -> SignatureReport:
         try:
             field = str(sig.field_name)
@@ -250,21 +267,27 @@ class Verifier:
                 )
                 return _failed(field, kind, "FORMAT_FAILURE", reason("NOT_COVERED"), detail=gap)
             if sig.sig_object_type == "/DocTimeStamp":
-                return await self._verify_doc_timestamp(sig, field, timing)
-            return await self._verify_signature(sig, field, timing, reader)
+                return await self._verify_doc_timestamp(sig, field, timing, fetch)
+            return await self._verify_signature(sig, field, timing, reader, fetch)
         except MALFORMED as e:
             return _failed(field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {e}")
 
     async def _verify_doc_timestamp(
-        self, sig: EmbeddedPdfSignature, field: str, timing: ValidationTimingInfo
+        self,
+        sig: EmbeddedPdfSignature,
+        field: str,
+        timing: ValidationTimingInfo,
+        fetch: DocumentFetch | None = None,
     ) -> SignatureReport:
         vc = ValidationContext(
             trust_roots=list(self.trust.anchors),
             other_certs=list(self.trust.intermediates),
             moment=timing.validation_time,
-            allow_fetching=self.options.online,
+            # the document's fetcher, never a default one: it fetches no certificate (no AIA)
+            # and OCSP/CRL only where the trust configuration allows
+            allow_fetching=fetch is not None,
+            fetchers=fetch.get_fetchers() if fetch is not None else None,
             revocation_mode="soft-fail",
-            fetcher_backend=self._fetcher,
             algorithm_usage_policy=self._crypto,
         )
         status = await async_validate_pdf_timestamp(sig, validation_context=vc)
@@ -297,12 +320,13 @@ class Verifier:
         field: str,
         timing: ValidationTimingInfo,
         reader: PdfFileReader,
+        fetch: DocumentFetch | None = None,
     ) -> SignatureReport:
         docmdp = sig.docmdp_level
         kind = "certification" if docmdp is not None else "signature"
         sig.compute_integrity_info(self._spec.diff_policy)
         integrity = sig.summarise_integrity_info()
-        result = await self._ades(sig, timing)
+        result = await self._ades(sig, timing, self._document_spec(fetch))
         status = result.api_status
         sub_indic: AdESSubIndic = result.ades_subindic
         details: list[str] = []
@@ -336,6 +360,12 @@ class Verifier:
         if status is None and ind is Indication.TOTAL_PASSED:  # never pass without a status
             ind, sub = Indication.INDETERMINATE, "GENERIC"
             text = explain(sub, ind)
+        if _budget_hit(fetch, ind, sub):
+            sub = "TRY_LATER"
+            text = explain(sub, ind)
+            details.append(
+                f"{BUDGET_EXHAUSTED}: revocation data for this signature was not fetched"
+            )
         ts = getattr(status, "timestamp_validity", None)
         coverage = integrity.get("coverage")
         return SignatureReport(
@@ -357,7 +387,10 @@ class Verifier:
         )
 
     async def _ades(
-        self, sig: EmbeddedPdfSignature, timing: ValidationTimingInfo
+        self,
+        sig: EmbeddedPdfSignature,
+        timing: ValidationTimingInfo,
+        spec: PdfSignatureValidationSpec,
     ) -> AdESBasicValidationResult[Any]:
         """Pick the ETSI EN 319 102-1 process that fits what the signature carries.
 
@@ -367,21 +400,23 @@ class Verifier:
         if not _has_signature_timestamp(sig):
             return await ades_basic_validation(
                 sig.signed_data,
-                self._with_dss(sig),
+                self._with_dss(sig, spec),
                 timing_info=timing,
                 raw_digest=sig.compute_digest(),
             )
         if _later_doc_timestamps(sig):
-            return await ades_lta_validation(sig, self._spec, timing_info=timing)
+            return await ades_lta_validation(sig, spec, timing_info=timing)
         return await ades_with_time_validation(
             sig.signed_data,
-            self._with_dss(sig),
+            self._with_dss(sig, spec),
             timing_info=timing,
             raw_digest=sig.compute_digest(),
         )
 
-    def _with_dss(self, sig: EmbeddedPdfSignature) -> SignatureValidationSpec:
-        base = self._spec.signature_validation_spec
+    def _with_dss(
+        self, sig: EmbeddedPdfSignature, spec: PdfSignatureValidationSpec
+    ) -> SignatureValidationSpec:
+        base = spec.signature_validation_spec
         # pyHanko keeps DSS ingestion private; its LTA process uses this same helper.
         dss = _dss_to_local_knowledge(sig.reader)
         known = base.local_knowledge
@@ -393,6 +428,21 @@ class Verifier:
                 known_certs=known.known_certs + dss.known_certs,
             ),
         )
+
+
+# What missing revocation data looks like in an AdES result: the fetch budget may be why.
+_REVINFO_MISSING = {"TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "GENERIC"}
+
+
+def _budget_hit(fetch: DocumentFetch | None, ind: Indication, sub: str | None) -> bool:
+    """Whether an INDETERMINATE for want of revocation data coincides with this document's
+    fetch budget refusing a request (the refusal may have been cached for an earlier signature)."""
+    return (
+        fetch is not None
+        and fetch.budget.refused > 0
+        and ind is Indication.INDETERMINATE
+        and sub in _REVINFO_MISSING
+    )
 
 
 def _existence_proved_only_after_expiry(
