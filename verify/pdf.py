@@ -11,12 +11,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESStatus, AdESSubIndic
 from pyhanko.sign.diff_analysis import ModificationLevel
@@ -51,6 +50,7 @@ from esign.pdfio import check_header, read_input
 
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch
+from .limits import LimitExceeded, ReadingLimits, decode_limit, embedded_signatures, open_pdf
 from .policy import StateCryptoPolicy
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text, worst
 from .trust import TrustConfig
@@ -76,6 +76,8 @@ class VerifyOptions:
     """Validate as of this moment (point-in-time validation) instead of now."""
     online: bool = True
     """Fetch OCSP/CRL for certificates chained to an anchor (allowlisted URLs only)."""
+    limits: ReadingLimits = dataclasses.field(default_factory=ReadingLimits)
+    """Sanity limits on reading the file (revisions, xref entries, signatures, decoded bytes)."""
 
 
 def _signer(cert: x509.Certificate) -> Signer:
@@ -190,19 +192,29 @@ class Verifier:
             check_header(data, name)
         except InputError as e:
             return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", str(e)))
+        limits = self.options.limits
         try:
-            reader = PdfFileReader(BytesIO(data), strict=False)
+            reader = open_pdf(data, limits)
             if reader.encrypted:
                 return self._document(
                     name, [], timing, mode, doc_error=("FORMAT_FAILURE", "the PDF is encrypted")
                 )
-            sigs = list(reader.embedded_signatures)
+            sigs = embedded_signatures(reader, limits)
+        except LimitExceeded as e:
+            return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", str(e)))
+        except PdfDecodeLimitError as e:
+            limit = str(decode_limit(e, limits))
+            return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", limit))
         except MALFORMED as e:
             return self._document(
                 name, [], timing, mode, doc_error=("FORMAT_FAILURE", f"unreadable PDF: {e}")
             )
         fetch = self._document_fetch()
-        reports = [await self._verify_one(sig, timing, reader, data, fetch) for sig in sigs]
+        try:
+            reports = [await self._verify_one(sig, timing, reader, data, fetch) for sig in sigs]
+        except PdfDecodeLimitError as e:  # the budget is the document's, so is the verdict
+            limit = str(decode_limit(e, limits))
+            return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", limit))
         return self._document(name, reports, timing, mode)
 
     def _document(
@@ -269,6 +281,8 @@ class Verifier:
             if sig.sig_object_type == "/DocTimeStamp":
                 return await self._verify_doc_timestamp(sig, field, timing, fetch)
             return await self._verify_signature(sig, field, timing, reader, fetch)
+        except PdfDecodeLimitError:
+            raise  # a document-level limit, not this signature's fault
         except MALFORMED as e:
             return _failed(field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {e}")
 
