@@ -1,0 +1,181 @@
+"""Coverage-guided fuzzing (atheris/libFuzzer) of the PDF verification path and the QR seal decoder.
+
+Property: ``Verifier.verify_bytes`` returns a DocumentReport, ``verify_seal`` a SealReport, or
+either raises an ``esign.errors.EsignError``; any other exception, a memory bomb (address space
+limited to 2 GiB) or an input taking more than ``-timeout`` seconds is a finding.
+
+    .venv/bin/python bench/fuzz_verify.py -max_total_time=600            # PDF verification
+    .venv/bin/python bench/fuzz_verify.py --target seal -max_total_time=120
+    .venv/bin/python bench/fuzz_verify.py --keep-going -max_total_time=600  # log, don't stop
+
+The seed corpus (the sample certificate, signed B-B, certified, twice-signed and B-LT copies, and
+the committed seal vectors) is written into ``--work`` on first use, with a test PKI. Remaining
+arguments go to libFuzzer (``-timeout=10 -rss_limit_mb=2048`` are the defaults added here).
+With ``--keep-going`` an exception is logged once per class (type + innermost frame) into
+``WORK/findings/`` with the input and its traceback, and fuzzing goes on; timeouts and memory
+limits still stop libFuzzer, which then writes the input as ``crash-*``/``timeout-*``/``oom-*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import resource
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import atheris
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+ADDRESS_SPACE = 2 * 2**30
+SEAL_VECTORS = REPO / "samples" / "seal-vectors"
+SEAL_AT = datetime(2026, 12, 1, tzinfo=UTC)
+"""The validation time of the committed seal vectors."""
+
+with atheris.instrument_imports(
+    include=["verify", "esign", "pyhanko", "pyhanko_certvalidator", "asn1crypto", "cbor2"]
+):
+    from esign import testpki
+    from esign.errors import EsignError
+    from verify import TrustConfig, Verifier, VerifyOptions
+    from verify.seal import load_seal_certs, verify_seal
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pki(work: Path) -> testpki.TestPki:
+    root = work / "test-pki"
+    if (root / testpki.MANIFEST).is_file():
+        return testpki.TestPki.open(root)
+    return testpki.build(root, f"http://127.0.0.1:{_free_port()}")
+
+
+def _pdf_seeds(work: Path, corpus: Path) -> None:
+    """Real documents: the unsigned sample and signed variants (one per signature shape)."""
+    from esign.keysource import load_key
+    from esign.pades import DocumentSigner, PadesLevel, SignOptions
+    from esign.services import PkiServices
+
+    pki = _pki(work)
+    sample = (REPO / "samples" / "certificate.pdf").read_bytes()
+    seeds = {"sample.pdf": sample}
+    p12 = str(pki.p12("mn-rsa", "seal"))
+    with load_key(p12, password=b"esign-test") as key:
+        plain = DocumentSigner(key, SignOptions(check_certificate=False))
+        seeds["b-b.pdf"] = plain.sign_bytes(sample)
+        seeds["twice.pdf"] = plain.sign_bytes(seeds["b-b.pdf"])
+        certify = SignOptions(certify=True, check_certificate=False)
+        seeds["certified.pdf"] = DocumentSigner(key, certify).sign_bytes(sample)
+    with load_key(str(pki.p12("mn-ec", "seal")), password=b"esign-test") as key:
+        services = PkiServices(pki).start()
+        try:
+            lt = SignOptions(level=PadesLevel.B_LT, tsa_url=pki.tsa_url("mn-ec"))
+            seeds["b-lt-ec.pdf"] = DocumentSigner(key, lt).sign_bytes(sample)
+        finally:
+            services.stop()
+    for name, data in seeds.items():
+        (corpus / name).write_bytes(data)
+
+
+def _seal_seeds(corpus: Path) -> None:
+    for vector in sorted(SEAL_VECTORS.glob("*.json")):
+        text = json.loads(vector.read_text(encoding="utf-8"))["input"]
+        (corpus / f"{vector.stem}.txt").write_text(text, encoding="ascii")
+
+
+class Findings:
+    """Logs each distinct exception class once, with the input that raised it."""
+
+    def __init__(self, folder: Path, keep_going: bool) -> None:
+        self.folder = folder
+        self.keep_going = keep_going
+        self.seen: set[str] = set()
+
+    def report(self, data: bytes, error: BaseException) -> None:
+        if not self.keep_going:
+            raise error
+        tb = traceback.extract_tb(error.__traceback__)
+        top = tb[-1] if tb else None
+        where = f"{Path(top.filename).name}:{top.lineno}" if top else "?"
+        key = f"{type(error).__name__}@{where}"
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha1(data).hexdigest()[:12]
+        stem = self.folder / f"{type(error).__name__}-{digest}"
+        stem.with_suffix(".bin").write_bytes(data)
+        text = "".join(traceback.format_exception(error))
+        stem.with_suffix(".txt").write_text(f"{key}\n{text}", encoding="utf-8")
+        print(f"\n== FINDING {key} -> {stem}.bin\n{text}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", choices=["pdf", "seal"], default="pdf")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/esign-fuzz"))
+    parser.add_argument("--keep-going", action="store_true")
+    args, libfuzzer = parser.parse_known_args()
+
+    work: Path = args.work
+    corpus = work / f"corpus-{args.target}"
+    if not corpus.is_dir() or not any(corpus.iterdir()):
+        corpus.mkdir(parents=True, exist_ok=True)
+        if args.target == "pdf":
+            _pdf_seeds(work, corpus)
+        else:
+            _seal_seeds(corpus)
+    findings = Findings(work / f"findings-{args.target}", args.keep_going)
+
+    if args.target == "pdf":
+        pki = _pki(work)
+        trust = TrustConfig.from_paths([pki.trust_dir], intermediates=[pki.intermediates_dir])
+        verifier = Verifier(trust, VerifyOptions(online=False))
+
+        def one_input(data: bytes) -> None:
+            try:
+                verifier.verify_bytes(data, "fuzz.pdf")
+            except EsignError:
+                pass
+            except Exception as e:
+                findings.report(data, e)
+
+    else:
+        vector_trust = TrustConfig.from_paths([SEAL_VECTORS / "pki" / "root.pem"])
+        seal_certs = load_seal_certs([SEAL_VECTORS / "pki" / "seal.pem"])
+
+        def one_input(data: bytes) -> None:
+            text = data.decode("utf-8", "replace")  # what a web form or QR reader hands over
+            try:
+                verify_seal(text, vector_trust, seal_certs, SEAL_AT)
+            except EsignError:
+                pass
+            except Exception as e:
+                findings.report(data, e)
+
+    logging.disable(logging.CRITICAL)  # pyHanko logs every rejected input with its traceback
+    # Set after the seeds are made: a memory bomb then ends in MemoryError, not a dead machine.
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+    defaults = ["-timeout=10", "-rss_limit_mb=2048"]
+    given = {a.split("=")[0] for a in libfuzzer}
+    flags = [d for d in defaults if d.split("=")[0] not in given]
+    # Given input files or folders (e.g. a crash to re-run or minimise) replace the corpus.
+    inputs = [] if any(not a.startswith("-") for a in libfuzzer) else [str(corpus)]
+    atheris.Setup([sys.argv[0], *flags, *libfuzzer, *inputs], one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
