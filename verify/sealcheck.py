@@ -9,6 +9,7 @@ organisation whose key made the seal.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +35,13 @@ SUPERSEDED = Text(
     "Энэ баримтыг шинэ баримтаар сольсон тул хүчингүй.",
     "This document was replaced by a newer one.",
 )
+REGISTRY_DOWN = Text(
+    "Баримтын төлөвийг одоо шалгах боломжгүй байна. Дараа дахин оролдоно уу.",
+    "The document's status cannot be checked now. Please try again later.",
+)
+"""The registry did not answer: a revoked document must not pass for valid meanwhile."""
+REGISTRY_DOWN_DETAIL = "registry unavailable"
+"""The only public trace of an outage: where the database is and what it said stay in the log."""
 UNKNOWN_DOC = Text(
     "Баримт бүртгэлд олдсонгүй.", "The document is not in the registry of issued documents."
 )
@@ -58,11 +66,19 @@ def _failed(text: Text, detail: str) -> SealReport:
     )
 
 
-def apply_registry(report: SealReport, registry: str | Registry | None) -> SealReport:
+_log = logging.getLogger(__name__)
+
+
+def apply_registry(
+    report: SealReport, registry: str | Registry | None, *, with_reason: bool = False
+) -> SealReport:
     """Fill ``registry_status`` and turn revoked or superseded documents into failures.
 
     ``registry`` is a URL (opened for this one lookup) or an open registry, which a server
-    keeps for all its requests.
+    keeps for all its requests. Fails closed: a registry that cannot be asked turns a passing
+    seal into INDETERMINATE / TRY_LATER (``registry_status`` "unavailable"), and the report
+    names no database, host or error (those go to the log). The revocation reason is internal:
+    it is added to ``details`` only ``with_reason`` (an operator or an authenticated client).
     """
     if registry is None or report.claims is None:
         return report
@@ -77,9 +93,13 @@ def apply_registry(report: SealReport, registry: str | Registry | None) -> SealR
         else:
             doc = registry.get(doc_id)
     except EsignError as e:
-        return dataclasses.replace(
-            report, registry_status="unavailable", details=(*report.details, e.message)
-        )
+        _log.warning("registry lookup of %s failed: %s", doc_id, e.message)
+        report = dataclasses.replace(report, registry_status="unavailable")
+        if report.indication is Indication.TOTAL_PASSED:
+            return _with(
+                report, Indication.INDETERMINATE, "TRY_LATER", REGISTRY_DOWN, REGISTRY_DOWN_DETAIL
+            )
+        return dataclasses.replace(report, details=(*report.details, REGISTRY_DOWN_DETAIL))
     if doc is None:
         report = dataclasses.replace(report, registry_status="unknown")
         if report.indication is Indication.TOTAL_PASSED:
@@ -88,7 +108,8 @@ def apply_registry(report: SealReport, registry: str | Registry | None) -> SealR
     status = doc.status.value
     report = dataclasses.replace(report, registry_status=status)
     if status == "revoked":
-        return _with(report, Indication.TOTAL_FAILED, "REVOKED", REVOKED, f"{doc.status_reason}")
+        reason = (f"reason: {doc.status_reason}",) if with_reason and doc.status_reason else ()
+        return _with(report, Indication.TOTAL_FAILED, "REVOKED", REVOKED, *reason)
     if status == "superseded":
         return _with(
             report, Indication.TOTAL_FAILED, "REVOKED", SUPERSEDED, f"by {doc.superseded_by}"
@@ -183,7 +204,8 @@ def check_seal(
             return _failed(NO_QR, str(path))
     reports = [verify_seal(t, trust, trust.seal_certs, at=at) for t in texts]
     report = next((r for r in reports if r.claims is not None), reports[0])
-    report = apply_registry(report, registry_url)
+    # The caller opened the registry with its own URL: an operator, who may see the reason.
+    report = apply_registry(report, registry_url, with_reason=True)
     if kind == "pdf":
         report = _match_pdf(report, path, trust, online)
     return report
