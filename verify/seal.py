@@ -61,7 +61,8 @@ from .trust import TrustConfig, load_cert_paths
 
 SEAL_SCHEMA_VERSION = "esign.seal.report/1"
 MAX_INPUT_CHARS = 4096
-"""Longest text accepted (a URL with a 1 KiB seal is under 1,700 characters)."""
+"""Longest text accepted, in characters of the text as given (before trimming); only ASCII is
+accepted, so characters are bytes. A URL with a 1 KiB seal is under 1,700 characters."""
 MAX_DEPTH = 4
 MONGOLIA = timezone(timedelta(hours=8), "Asia/Ulaanbaatar")
 """Document dates are civil dates in Mongolia (UTC+8 all year, no daylight saving since 2017)."""
@@ -88,12 +89,32 @@ def _fail(reason: str) -> SealFormatError:
     return SealFormatError(f"malformed QR seal: {reason}")
 
 
-def _payload_text(text: str) -> str:
-    """The base32 part of a bare payload or of a URL ``.../v/<payload>[/][?...][#...]``."""
+def check_input(text: str) -> None:
+    """Refuse what no seal can be, before anything trims, splits or case-folds it: not text,
+    longer than ``MAX_INPUT_CHARS``, or not ASCII. Non-ASCII must go first: ``str.upper()`` maps
+    'ſ' to 'S' and 'ı' to 'I', so without this one seal would verify under many texts."""
     if not isinstance(text, str):
         raise _fail("input is not text")
     if len(text) > MAX_INPUT_CHARS:
         raise _fail(f"input is {len(text)} characters, more than {MAX_INPUT_CHARS}")
+    if not text.isascii():
+        where = next(i for i, ch in enumerate(text) if not ch.isascii())
+        raise _fail(
+            f"input has a non-ASCII character at position {where + 1}: "
+            "not base32 (A-Z, 2-7) nor a seal URL"
+        )
+
+
+def canonical_payload(text: str) -> str:
+    """The seal's payload as printed (upper-case base32) from any accepted form of it: one text
+    per seal, for caches and logs. Raises ``SealFormatError`` for input no seal can be."""
+    check_input(text)
+    return _payload_text(text).upper()
+
+
+def _payload_text(text: str) -> str:
+    """The base32 part of a bare payload or of a URL ``.../v/<payload>[/][?...][#...]``."""
+    check_input(text)
     text = text.strip()
     if "/" not in text and ":" not in text:
         return text
@@ -514,6 +535,8 @@ __all__ = [
     "SealFormatError",
     "SealReport",
     "averify_seal",
+    "canonical_payload",
+    "check_input",
     "decode_cose",
     "decode_seal",
     "load_seal_certs",

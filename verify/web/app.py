@@ -6,6 +6,7 @@ reverse. Every signing is written to the registry's append-only audit log.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -27,7 +28,15 @@ from esign.template import Template, load_template
 
 from ..pdf import Verifier, VerifyOptions
 from ..report import DocumentReport, Indication
-from ..seal import SealReport, verify_seal
+from ..seal import (
+    MAX_INPUT_CHARS,
+    MONGOLIA,
+    SealFormatError,
+    SealReport,
+    averify_seal,
+    canonical_payload,
+    verify_seal,
+)
 from ..sealcheck import apply_registry
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
@@ -123,6 +132,7 @@ _ERRORS = {
     404: "No such key, template or document",
     409: "The document is already revoked or superseded",
     413: "The request body is over the configured limit",
+    414: f"The seal payload is over {MAX_INPUT_CHARS} characters",
     422: "The request does not match the schema, or the document cannot be signed",
     503: "A service the server depends on (registry, TSA) is unavailable",
 }
@@ -168,6 +178,11 @@ class BodyTooLarge(Exception):
     pass
 
 
+def _utcnow() -> datetime:
+    """The server's clock for seal verdicts (one place, so a test can move it across midnight)."""
+    return datetime.now(UTC)
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     trust = TrustConfig.load(list(config.trust))
     verifier = Verifier(trust, VerifyOptions(online=True))
@@ -195,35 +210,45 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
 
     # The cryptographic verdict depends on the payload and the day (expiry) only, so it is
-    # cached; the registry status is not, and is applied per request.
+    # cached, keyed by the canonical payload and the date in Ulaanbaatar, where expiry is
+    # judged; the registry status is not cached, and is applied per request.
     verdicts: OrderedDict[tuple[str, date], SealReport] = OrderedDict()
     verdicts_lock = threading.Lock()
     # A lookup in the server's open SQLite registry takes well under a millisecond: done on the
     # event loop. A network database round trip would stall the loop: done in a thread.
     registry_inline = (config.registry_url or "").lower().startswith("sqlite:")
 
-    def seal_verdict(key: tuple[str, date]) -> SealReport:
-        report = verify_seal(key[0], trust, trust.seal_certs)
+    def seal_verdict(key: tuple[str, date], at: datetime) -> SealReport:
+        report = verify_seal(key[0], trust, trust.seal_certs, at=at)
         with verdicts_lock:
             verdicts[key] = report
             if len(verdicts) > 4096:
                 verdicts.popitem(last=False)
         return report
 
-    async def check_seal(payload: str) -> SealReport:
+    async def check_seal(payload: str, *, with_reason: bool = False) -> SealReport:
         """The seal's verdict, on the event loop when cached: the page citizens load most must
         not wait for a worker thread (under load, the hand-off to the thread pool and back made
-        the p95 latency ten times the p50)."""
-        key = (payload[:4096], datetime.now(UTC).date())
+        the p95 latency ten times the p50). Over-long input is refused, never cut to length."""
+        if len(payload) > MAX_INPUT_CHARS:
+            raise HTTPException(
+                414, f"seal payload is {len(payload)} characters, more than {MAX_INPUT_CHARS}"
+            )
+        now = _utcnow()
+        try:
+            key = (canonical_payload(payload), now.astimezone(MONGOLIA).date())
+        except SealFormatError:  # not ASCII, no payload: refused at once, never cached
+            return await averify_seal(payload, trust, trust.seal_certs, now)
         with verdicts_lock:
             report = verdicts.get(key)
         if report is None:
-            report = await run_in_threadpool(seal_verdict, key)
+            report = await run_in_threadpool(seal_verdict, key, now)
         if registry is None:
             return report
+        lookup = functools.partial(apply_registry, with_reason=with_reason)
         if registry_inline:
-            return apply_registry(report, registry)
-        return await run_in_threadpool(apply_registry, report, registry)
+            return lookup(report, registry)
+        return await run_in_threadpool(lookup, report, registry)
 
     async def read_limited(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -411,10 +436,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         "/api/v1/seals/{payload}",
         tags=["verify"],
         summary="Verify a QR seal payload",
-        responses={200: {"model": SealReportOut}, **_errors(422)},
+        responses={200: {"model": SealReportOut}, **_errors(414, 422)},
     )
-    async def api_seal(payload: str) -> dict[str, Any]:
-        return (await check_seal(payload)).to_dict()
+    async def api_seal(
+        payload: str,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> dict[str, Any]:
+        # Why a document was revoked is internal: only a known agency client is told.
+        known = credentials is not None and config.client_for(credentials.credentials.strip())
+        return (await check_seal(payload, with_reason=bool(known))).to_dict()
 
     @app.post(
         "/api/v1/sign",
