@@ -41,10 +41,6 @@ from esign.errors import InputError
 
 MiB = 2**20
 
-XREF_SHORTFALL = 16
-"""Rows a cross-reference stream may lack against its /Index before we refuse it. pyHanko fills
-missing rows with defaults; a genuine writer's off-by-a-few slip stays readable."""
-
 
 class LimitExceeded(InputError):
     """A reading limit was hit: the file declares or needs more than any genuine document.
@@ -68,6 +64,9 @@ class ReadingLimits:
     """Filled signature fields (signatures and document timestamps) in one document."""
     max_decoded_bytes: int = 128 * MiB
     """Bytes produced by stream decoders for one document (pyHanko's document budget)."""
+    xref_shortfall: int = 16
+    """Rows a cross-reference stream may lack against its /Index before we refuse it. pyHanko
+    fills missing rows with defaults; a genuine writer's off-by-a-few slip stays readable."""
 
     def decode_limits(self) -> DecodeLimits:
         """pyHanko's own decoding limits, capped by ``max_decoded_bytes``."""
@@ -153,7 +152,7 @@ def _checked_xref_stream(
     row = sum(widths)
     data = xref_stream.read_data(DecodePurpose.XREF_STREAM, expected_size=declared * (row + 1))
     present = len(data) // row if row else 0
-    if declared > present + XREF_SHORTFALL:
+    if declared > present + budget.limits.xref_shortfall:
         raise LimitExceeded(
             f"cross-reference stream declares {declared} entries but holds data for {present}"
         )

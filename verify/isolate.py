@@ -1,0 +1,425 @@
+"""Verify untrusted uploads in warm, killable worker processes with memory, CPU and time limits.
+
+Reading limits (:mod:`verify.limits`) stop the attacks we know; this stops the ones we do not.
+Each job runs in a worker process whose address space is capped (``RLIMIT_AS``, so a runaway
+allocation raises ``MemoryError`` in the worker and nowhere else), whose CPU time for the job is
+capped (``RLIMIT_CPU``, re-armed before every job because the kernel counts a process's whole
+life), and whose answer the parent awaits for at most ``wall_seconds``. A worker that hits a
+limit, or whose caller went away (the coroutine was cancelled), is killed and replaced; the
+others keep serving.
+
+Why plain subprocesses with a pipe protocol rather than :mod:`multiprocessing`: a pool cannot
+kill the one worker running a given job, and its result plumbing runs in threads; an asyncio
+subprocess is awaited on the service's own event loop, killed by its pid, and its death is seen
+as end-of-file on its pipe. Workers are started with ``python -m verify.isolate`` (a fresh
+interpreter, nothing inherited from the service: no sockets, no database handles), import
+pyHanko and build their :class:`Verifier` once, then answer many jobs.
+
+Frames are a 4-byte big-endian length and a pickle. The parent unpickles only the report classes
+and :mod:`datetime` types, so a worker subverted by a file cannot make the parent run code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import math
+import os
+import pickle
+import resource
+import signal
+import struct
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from asn1crypto import x509
+
+from esign.errors import EsignError
+
+from .explain import explain
+from .pdf import Verifier, VerifyOptions
+from .report import DocumentReport, Indication, Text
+from .trust import TrustConfig
+
+GiB = 2**30
+_HEADER = struct.Struct(">I")
+MAX_FRAME = 2**31 - 1
+JOBS_PER_WORKER = 200
+"""A worker is replaced after this many jobs, so that heap fragmentation never meets the cap."""
+_READY_SECONDS = 60.0
+
+
+class WorkerFailed(EsignError):
+    """A verification worker could not be started or answered with something other than a report
+    (a bug in the verifier, not a verdict on the file)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What a worker needs; certificates travel as DER (asn1crypto objects do not unpickle in a
+    fresh interpreter)."""
+
+    anchors: tuple[bytes, ...]
+    intermediates: tuple[bytes, ...]
+    seal_certs: tuple[bytes, ...]
+    fetch_allow: tuple[str, ...]
+    source: str
+    options: VerifyOptions
+    memory_bytes: int
+    cpu_seconds: int
+
+    @classmethod
+    def of(
+        cls, trust: TrustConfig, options: VerifyOptions, memory_bytes: int, cpu_seconds: int
+    ) -> _Config:
+        return cls(
+            anchors=tuple(c.dump() for c in trust.anchors),
+            intermediates=tuple(c.dump() for c in trust.intermediates),
+            seal_certs=tuple(c.dump() for c in trust.seal_certs),
+            fetch_allow=trust.fetch_allow,
+            source=trust.source,
+            options=options,
+            memory_bytes=memory_bytes,
+            cpu_seconds=cpu_seconds,
+        )
+
+    def trust(self) -> TrustConfig:
+        def load(ders: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+            return tuple(x509.Certificate.load(d) for d in ders)
+
+        return TrustConfig(
+            anchors=load(self.anchors),
+            fetch_allow=self.fetch_allow,
+            intermediates=load(self.intermediates),
+            seal_certs=load(self.seal_certs),
+            source=self.source,
+        )
+
+
+def _size(n: int) -> str:
+    if n % GiB == 0:
+        return f"{n // GiB} GiB"
+    return f"{n / 2**20:.0f} MiB"
+
+
+def limit_report(name: str, detail: str, options: VerifyOptions) -> DocumentReport:
+    """TOTAL-FAILED/FORMAT_FAILURE for a file that hit a resource limit, naming the limit."""
+    text = explain("FORMAT_FAILURE", Indication.TOTAL_FAILED)
+    return DocumentReport(
+        file=name,
+        indication=Indication.TOTAL_FAILED,
+        subindication="FORMAT_FAILURE",
+        explanation=Text(f"{text.mn} ({detail})", f"{text.en} ({detail})"),
+        validation_time=options.at or datetime.now(UTC),
+        revocation_mode="online" if options.online else "offline",
+    )
+
+
+class _ReportUnpickler(pickle.Unpickler):
+    _ALLOWED = frozenset(
+        {
+            ("verify.report", "DocumentReport"),
+            ("verify.report", "SignatureReport"),
+            ("verify.report", "Signer"),
+            ("verify.report", "Text"),
+            ("verify.report", "Indication"),
+            ("datetime", "datetime"),
+            ("datetime", "date"),
+            ("datetime", "timezone"),
+            ("datetime", "timedelta"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"a worker answered with {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _frame(obj: object) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+class _Worker:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.jobs = 0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def send(self, obj: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(_frame(obj))
+        await self.proc.stdin.drain()
+
+    async def receive(self) -> tuple[str, Any]:
+        assert self.proc.stdout is not None
+        (n,) = _HEADER.unpack(await self.proc.stdout.readexactly(_HEADER.size))
+        body = await self.proc.stdout.readexactly(n)
+        kind, payload = _ReportUnpickler(io.BytesIO(body)).load()
+        return str(kind), payload
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class IsolatedVerifier:
+    """Verifies untrusted PDFs in ``workers`` warm worker processes, one job per worker at a time.
+
+    Use from one event loop (workers are subprocesses of the loop that starts them). ``verify``
+    returns a report for every file: a hit limit is TOTAL-FAILED/FORMAT_FAILURE naming the limit.
+    """
+
+    def __init__(
+        self,
+        trust: TrustConfig,
+        options: VerifyOptions | None = None,
+        *,
+        workers: int = 2,
+        memory_bytes: int = 1 * GiB,
+        cpu_seconds: int = 20,
+        wall_seconds: float = 30.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.options = options or VerifyOptions()
+        self.workers = workers
+        self.memory_bytes = memory_bytes
+        self.cpu_seconds = cpu_seconds
+        self.wall_seconds = wall_seconds
+        self._config = _Config.of(trust, self.options, memory_bytes, cpu_seconds)
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._warming: list[asyncio.Task[_Worker]] = []
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
+        self._reaping: set[asyncio.Task[int]] = set()
+
+    async def start(self) -> None:
+        """Start and warm the workers now (otherwise the first ``verify`` does)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+            self._warming = [self._warm() for _ in range(self.workers)]
+
+    def _warm(self) -> asyncio.Task[_Worker]:
+        return asyncio.get_running_loop().create_task(self._spawn())
+
+    async def _spawn(self) -> _Worker:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "verify.isolate",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=2**16,
+        )
+        worker = _Worker(proc)
+        try:
+            await worker.send(self._config)
+            kind, _ = await asyncio.wait_for(worker.receive(), _READY_SECONDS)
+        except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as e:
+            worker.kill()
+            await proc.wait()
+            raise WorkerFailed(f"the verification worker did not start ({e!r})") from e
+        except BaseException:
+            worker.kill()
+            raise
+        if kind != "ready":
+            worker.kill()
+            raise WorkerFailed(f"the verification worker did not start ({kind})")
+        return worker
+
+    async def _take(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        task = self._warming.pop(0) if self._warming else self._warm()
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._warming.append(task)  # still warming: the next caller takes it
+            raise
+        except BaseException:
+            self._warming.append(self._warm())  # try again for the next caller
+            raise
+
+    @property
+    def pids(self) -> set[int]:
+        """The pids of the running workers (idle and busy), for health checks and tests."""
+        warm = [
+            t.result()
+            for t in self._warming
+            if t.done() and not t.cancelled() and not t.exception()
+        ]
+        return {w.pid for w in (*self._idle, *self._busy, *warm) if w.proc.returncode is None}
+
+    async def verify(self, data: bytes, name: str) -> DocumentReport:
+        """Verify ``data`` in a worker; cancelling this coroutine kills that worker."""
+        if self._closed:
+            raise WorkerFailed("the isolated verifier is closed")
+        await self.start()
+        assert self._slots is not None
+        async with self._slots:
+            worker = await self._take()
+            self._busy.add(worker)
+            keep = False
+            try:
+                report, keep = await self._run(worker, data, name)
+                return report
+            finally:
+                self._busy.discard(worker)
+                worker.jobs += 1
+                if keep and worker.jobs < JOBS_PER_WORKER and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    worker.kill()
+                    self._reap(worker)
+                    if not self._closed:
+                        self._warming.append(self._warm())
+
+    def _reap(self, worker: _Worker) -> None:
+        task = asyncio.get_running_loop().create_task(worker.proc.wait())
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
+
+    async def _run(self, worker: _Worker, data: bytes, name: str) -> tuple[DocumentReport, bool]:
+        async def exchange() -> tuple[str, Any]:
+            await worker.send(("job", data, name))
+            return await worker.receive()
+
+        try:
+            kind, payload = await asyncio.wait_for(exchange(), self.wall_seconds)
+        except TimeoutError:
+            worker.kill()
+            limit = f"time limit {self.wall_seconds:g} s exceeded"
+            return limit_report(name, limit, self.options), False
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+            worker.kill()
+            code = await worker.proc.wait()
+            return limit_report(name, self._death(code), self.options), False
+        except pickle.UnpicklingError as e:
+            raise WorkerFailed(str(e)) from e
+        if kind == "report" and isinstance(payload, DocumentReport):
+            return payload, True
+        if kind == "memory":
+            limit = f"memory limit {_size(self.memory_bytes)} exceeded"
+            return limit_report(name, limit, self.options), False
+        raise WorkerFailed(f"the verification worker failed: {payload}")
+
+    def _death(self, code: int) -> str:
+        """The limit a worker that died without answering hit; a Python error is a bug, raised."""
+        if code >= 0:
+            raise WorkerFailed(f"the verification worker exited with code {code}")
+        if code == -signal.SIGXCPU:
+            return f"CPU time limit {self.cpu_seconds} s exceeded"
+        if code == -signal.SIGKILL:
+            return "the verification worker was killed"
+        return (
+            f"the verification worker stopped ({signal.Signals(-code).name}) under its limits "
+            f"(memory {_size(self.memory_bytes)}, CPU {self.cpu_seconds} s)"
+        )
+
+    async def aclose(self) -> None:
+        """Kill every worker and wait for them."""
+        workers = self._stop()
+        for w in workers:
+            await w.proc.wait()
+
+    def close(self) -> None:
+        """Kill every worker (for synchronous shutdown hooks)."""
+        self._stop()
+
+    def _stop(self) -> list[_Worker]:
+        self._closed = True
+        workers = [*self._idle, *self._busy]
+        for task in self._warming:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                workers.append(task.result())
+            else:
+                task.cancel()
+        self._idle, self._warming = [], []
+        for w in workers:
+            w.kill()
+        return workers
+
+
+# The worker side: runs in ``python -m verify.isolate``.
+
+
+def _read_frame(stream: BinaryIO) -> Any:
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (n,) = _HEADER.unpack(head)
+    body = stream.read(n)
+    if len(body) < n:
+        return None
+    return pickle.loads(body)
+
+
+def _write_frame(stream: BinaryIO, obj: object) -> None:
+    stream.write(_frame(obj))
+    stream.flush()
+
+
+def _arm_cpu(seconds: int) -> None:
+    """Allow ``seconds`` more CPU time from now; the kernel sends SIGXCPU (fatal) past it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = math.ceil(usage.ru_utime + usage.ru_stime)
+    resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, resource.RLIM_INFINITY))
+
+
+def _worker_main() -> None:
+    # The pipes are the protocol: keep them private, send anything printed to stderr.
+    inp = os.fdopen(os.dup(0), "rb")
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(2, 1)
+    logging.basicConfig(level=logging.ERROR)
+    config = _read_frame(inp)
+    assert isinstance(config, _Config)
+    verifier = Verifier(config.trust(), config.options)
+    resource.setrlimit(resource.RLIMIT_AS, (config.memory_bytes, config.memory_bytes))
+    _write_frame(out, ("ready", os.getpid()))
+    while True:
+        try:
+            job = _read_frame(inp)
+            if job is None:
+                return
+            _, data, name = job
+            _arm_cpu(config.cpu_seconds)
+            report = verifier.verify_bytes(data, name)
+            del job, data
+            _write_frame(out, ("report", report))
+        except MemoryError:
+            job = data = None  # let the big allocations go before answering
+            _write_frame(out, ("memory", None))
+            return
+        except EsignError as e:
+            _write_frame(out, ("error", f"{type(e).__name__}: {e}"))
+            return
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so that pickled classes match (not ``__main__``'s).
+    from verify.isolate import _worker_main as main
+
+    main()
+
+
+__all__ = ["IsolatedVerifier", "WorkerFailed", "limit_report"]
