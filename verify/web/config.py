@@ -25,6 +25,8 @@ class SigningKey:
     pkcs11_module: str | None = None
     level: str = "B-T"
     tsa_url: str | None = None
+    recheck_seconds: float = 300.0
+    """How often the serving signer re-checks its certificate's revocation status (OCSP/CRL)."""
 
     def password(self) -> bytes | None:
         if self.password_env is None:
@@ -57,6 +59,14 @@ class ServerConfig:
     registry_url: str | None = "sqlite:esign-registry.sqlite3"
     trust: tuple[Path, ...] = ()
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Agency JSON (issue, revoke) is a few KiB: a small cap, checked while the body streams.
+    max_json_bytes: int = 1024 * 1024
+    # Per client (API key; else address), in the `limits` notation: "N/minute;M/hour".
+    upload_rate: str = "60/minute;600/hour"
+    api_rate: str = "1200/minute"
+    # Uploads run in separate worker processes; beyond workers + queue waiting: 503.
+    upload_workers: int = 2
+    upload_queue: int = 8
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     clients: tuple[Client, ...] = ()
 
@@ -94,6 +104,7 @@ def load_config(path: Path | None) -> ServerConfig:
                 pkcs11_module=k.get("pkcs11_module"),
                 level=str(k.get("level", "B-T")),
                 tsa_url=k.get("tsa"),
+                recheck_seconds=float(k.get("certificate_recheck_seconds", 300)),
             )
             for name, k in raw.get("signing_keys", {}).items()
         }
@@ -114,6 +125,7 @@ def load_config(path: Path | None) -> ServerConfig:
             raise InputError(
                 f"{path}: client {client.name} is granted unknown keys {sorted(unknown)}"
             )
+    limits = _limits(raw.get("limits", {}), path)
     return ServerConfig(
         base_url=str(raw.get("base_url", ServerConfig.base_url)),
         registry_url=raw.get("registry", ServerConfig.registry_url),
@@ -121,7 +133,38 @@ def load_config(path: Path | None) -> ServerConfig:
         max_upload_bytes=int(raw.get("max_upload_mb", 10)) * 1024 * 1024,
         signing_keys=keys,
         clients=clients,
+        **limits,
     )
+
+
+def _limits(raw: Any, path: Path) -> dict[str, Any]:
+    """The ``[limits]`` table, checked now: a typo in a rate must stop the server at start, not
+    turn every upload into a 500."""
+    from limits import parse_many
+
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: [limits] must be a table")
+    known = {"max_json_kb", "upload_rate", "api_rate", "upload_workers", "upload_queue"}
+    unknown = set(raw) - known
+    if unknown:
+        raise InputError(f"{path}: unknown [limits] settings {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    for name in ("upload_rate", "api_rate"):
+        if name in raw:
+            try:
+                parse_many(str(raw[name]))
+            except ValueError as e:
+                raise InputError(f"{path}: [limits] {name} = {raw[name]!r} is not a rate") from e
+            out[name] = str(raw[name])
+    for name, low in (("max_json_kb", 1), ("upload_workers", 1), ("upload_queue", 0)):
+        if name in raw:
+            value = raw[name]
+            if not isinstance(value, int) or value < low:
+                raise InputError(f"{path}: [limits] {name} must be an integer >= {low}")
+            out[name] = value
+    if "max_json_kb" in out:
+        out["max_json_bytes"] = out.pop("max_json_kb") * 1024
+    return out
 
 
 def default_config() -> ServerConfig:
