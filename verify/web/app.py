@@ -5,15 +5,19 @@ It lives in ``verify`` because it needs both halves: ``verify`` may import ``esi
 reverse. Every signing is written to the registry's append-only audit log.
 """
 
+import asyncio
 import base64
 import functools
 import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.openapi.utils import get_openapi
@@ -26,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from esign.errors import EsignError, InputError
 from esign.template import Template, load_template
 
-from ..pdf import Verifier, VerifyOptions
+from ..isolate import IsolatedVerifier
+from ..pdf import VerifyOptions
 from ..report import DocumentReport, Indication
 from ..seal import (
     MAX_INPUT_CHARS,
@@ -40,6 +45,8 @@ from ..seal import (
 from ..sealcheck import apply_registry
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
+from .gate import Gate
+from .uploads import ClientGone, UploadLane, UploadsBusy
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "samples" / "templates"
@@ -134,7 +141,9 @@ _ERRORS = {
     413: "The request body is over the configured limit",
     414: f"The seal payload is over {MAX_INPUT_CHARS} characters",
     422: "The request does not match the schema, or the document cannot be signed",
-    503: "A service the server depends on (registry, TSA) is unavailable",
+    429: "Too many requests from this client; see Retry-After",
+    503: "A service the server depends on (registry, TSA) is unavailable, or all upload "
+    "workers are busy (see Retry-After)",
 }
 
 
@@ -178,6 +187,14 @@ class BodyTooLarge(Exception):
     pass
 
 
+_T = TypeVar("_T")
+
+
+# Seal pages that miss the verdict cache, and their registry lookups, run here: never behind
+# agency signing (the default thread pool) nor behind uploads (worker processes).
+SEAL_THREADS = 8
+
+
 def _utcnow() -> datetime:
     """The server's clock for seal verdicts (one place, so a test can move it across midnight)."""
     return datetime.now(UTC)
@@ -185,7 +202,22 @@ def _utcnow() -> datetime:
 
 def create_app(config: ServerConfig) -> FastAPI:
     trust = TrustConfig.load(list(config.trust))
-    verifier = Verifier(trust, VerifyOptions(online=True))
+    isolated = IsolatedVerifier(trust, VerifyOptions(online=True), workers=config.upload_workers)
+    uploads = UploadLane(isolated.verify, config.upload_workers, config.upload_queue)
+    seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="esign-seal")
+
+    async def seal_thread(fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(seal_pool, fn, *args)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await isolated.start()  # warm workers before the first upload, not during it
+        try:
+            yield
+        finally:
+            await isolated.aclose()
+            seal_pool.shutdown(wait=False, cancel_futures=True)
+
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     doc_templates: dict[str, Template] = {}
     for path in sorted(TEMPLATE_DIR.glob("*.toml")):
@@ -207,7 +239,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         title="esign",
         version="1",
         description="Verification of Mongolian state documents and signing for agency backends.",
+        lifespan=lifespan,
     )
+    app.add_middleware(Gate, config=config)
 
     # The cryptographic verdict depends on the payload and the day (expiry) only, so it is
     # cached, keyed by the canonical payload and the date in Ulaanbaatar, where expiry is
@@ -242,13 +276,13 @@ def create_app(config: ServerConfig) -> FastAPI:
         with verdicts_lock:
             report = verdicts.get(key)
         if report is None:
-            report = await run_in_threadpool(seal_verdict, key, now)
+            report = await seal_thread(seal_verdict, key, now)
         if registry is None:
             return report
         lookup = functools.partial(apply_registry, with_reason=with_reason)
         if registry_inline:
             return lookup(report, registry)
-        return await run_in_threadpool(lookup, report, registry)
+        return await seal_thread(lookup, report, registry)
 
     async def read_limited(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -267,6 +301,18 @@ def create_app(config: ServerConfig) -> FastAPI:
         mb = config.max_upload_bytes // (1024 * 1024)
         return JSONResponse({"detail": f"request body over {mb} MiB"}, status_code=413)
 
+    @app.exception_handler(UploadsBusy)
+    async def uploads_busy(request: Request, exc: UploadsBusy) -> Response:
+        return JSONResponse(
+            {"detail": "all upload workers are busy; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nobody is listening; for the access log only
+
     @app.exception_handler(EsignError)
     async def esign_error(request: Request, exc: EsignError) -> Response:
         status = 400 if isinstance(exc, InputError) else 422
@@ -274,7 +320,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             status = 404
         elif type(exc).__name__ in ("AlreadyRevoked", "StatusConflict", "DuplicateDocument"):
             status = 409
-        elif type(exc).__name__ in ("ServiceError", "RegistryUnavailable"):
+        elif type(exc).__name__ in ("ServiceError", "RegistryUnavailable", "WorkerFailed"):
             status = 503
         return JSONResponse({"detail": exc.message}, status_code=status)
 
@@ -399,7 +445,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         data = await file.read(config.max_upload_bytes + 1)
         if len(data) > config.max_upload_bytes:
             raise BodyTooLarge()
-        report = await run_in_threadpool(verifier.verify_bytes, data, file.filename or "upload.pdf")
+        report = await uploads.verify(data, file.filename or "upload.pdf", request.receive)
         raw = json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
         context = {
             "lang": "en" if lang == "en" else "mn",
@@ -423,13 +469,13 @@ def create_app(config: ServerConfig) -> FastAPI:
                     "application/json": {"schema": {"$ref": "#/components/schemas/VerifyReport"}}
                 },
             },
-            **_errors(413),
+            **_errors(413, 429, 503),
         },
         openapi_extra=_pdf_body("The PDF to verify"),
     )
     async def api_verify(request: Request) -> dict[str, Any]:
         data = await read_limited(request)
-        report: DocumentReport = await run_in_threadpool(verifier.verify_bytes, data, "upload.pdf")
+        report: DocumentReport = await uploads.verify(data, "upload.pdf", request.receive)
         return report.to_dict()
 
     @app.get(
@@ -451,7 +497,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         tags=["sign"],
         summary="Sign a PDF (body: the PDF) with a granted key",
         response_class=Response,
-        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 413, 422, 503)},
+        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 413, 422, 429, 503)},
         openapi_extra=_pdf_body("The PDF to sign"),
     )
     async def api_sign(
@@ -475,7 +521,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         tags=["sign"],
         summary="Issue a certificate from a template and data",
         response_class=Response,
-        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 409, 422, 503)},
+        responses={200: _PDF_OUT, **_errors(400, 401, 403, 404, 409, 413, 422, 429, 503)},
     )
     def api_issue(body: IssueBody, who: Annotated[Client, Depends(client)]) -> Response:
         grant(who, body.key)
@@ -503,7 +549,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         "/api/v1/documents/{doc_id}/revoke",
         tags=["registry"],
         summary="Revoke an issued document",
-        responses={200: {"model": RevokedOut}, **_errors(400, 401, 403, 404, 409, 422, 503)},
+        responses={
+            200: {"model": RevokedOut},
+            **_errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
+        },
     )
     def api_revoke(
         doc_id: str, body: RevokeBody, who: Annotated[Client, Depends(client)]
@@ -525,7 +574,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         }
 
     @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # on the event loop: no pool to wait for
         return {"status": "ok"}
 
     def openapi() -> dict[str, Any]:
