@@ -32,8 +32,12 @@ class _OcspGetSupport:
 
     def __init__(self, app: Animator) -> None:
         self.app = app
+        self.served = 0
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._lock:
+            self.served += 1
         path: str = environ.get("PATH_INFO", "")
         parts = path.split("/")
         if environ.get("REQUEST_METHOD") == "GET" and len(parts) >= 5 and parts[2] == "ocsp":
@@ -71,6 +75,11 @@ class PkiServices:
         )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def requests_served(self) -> int:
+        """Requests answered since the services were built (tests count a verifier's fetches)."""
+        return self._app.served
 
     @property
     def running(self) -> bool:

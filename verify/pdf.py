@@ -49,7 +49,7 @@ from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
 from .explain import explain, reason
-from .fetch import BUDGET_EXHAUSTED, DocumentFetch
+from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
 from .limits import LimitExceeded, ReadingLimits, decode_limit, embedded_signatures, open_pdf
 from .policy import StateCryptoPolicy
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text, worst
@@ -76,6 +76,8 @@ class VerifyOptions:
     """Validate as of this moment (point-in-time validation) instead of now."""
     online: bool = True
     """Fetch OCSP/CRL for certificates chained to an anchor (allowlisted URLs only)."""
+    fetch_policy: FetchPolicy = dataclasses.field(default_factory=FetchPolicy)
+    """Per-document fetch budget, response size caps and timeouts."""
     limits: ReadingLimits = dataclasses.field(default_factory=ReadingLimits)
     """Sanity limits on reading the file (revisions, xref entries, signatures, decoded bytes)."""
 
@@ -155,7 +157,9 @@ class Verifier:
     def _document_fetch(self) -> DocumentFetch | None:
         """The fetcher shared by every signature and timestamp of one document (one cache, one
         budget), or None offline."""
-        return DocumentFetch(self.trust.fetch_allow) if self.options.online else None
+        if not self.options.online:
+            return None
+        return DocumentFetch(self.trust.fetch_allow, self.options.fetch_policy)
 
     def _document_spec(self, fetch: DocumentFetch | None) -> PdfSignatureValidationSpec:
         if fetch is None:
@@ -444,8 +448,14 @@ class Verifier:
         )
 
 
-# What missing revocation data looks like in an AdES result: the fetch budget may be why.
-_REVINFO_MISSING = {"TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "GENERIC"}
+# What missing revocation data looks like in an AdES result (pyHanko reports "no revocation
+# information could be found" as CERTIFICATE_CHAIN_GENERAL_FAILURE): the fetch budget may be why.
+_REVINFO_MISSING = {
+    "TRY_LATER",
+    "REVOCATION_OUT_OF_BOUNDS_NO_POE",
+    "CERTIFICATE_CHAIN_GENERAL_FAILURE",
+    "GENERIC",
+}
 
 
 def _budget_hit(fetch: DocumentFetch | None, ind: Indication, sub: str | None) -> bool:
