@@ -8,15 +8,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from esign.errors import EsignError, UsageError
+
+if TYPE_CHECKING:
+    from verify import TrustConfig, Verifier, VerifyOptions
+    from verify.isolate import BatchVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,6 +179,29 @@ def _parse_time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+CLI_MEMORY = 2**30
+"""Address space of `esign verify` for one file; a folder's files each get a worker this big."""
+
+
+@contextlib.contextmanager
+def _file_verifier(
+    trust: TrustConfig, options: VerifyOptions, batch: bool
+) -> Iterator[Verifier | BatchVerifier]:
+    """One file: verified in this process (it is benchmarked; a worker would import pyHanko a
+    second time) under an address-space cap. A folder of strangers' files: each file in a
+    killable worker with memory, CPU and time limits, so one hostile file costs one verdict."""
+    from verify import Verifier
+    from verify.isolate import BatchVerifier
+    from verify.limits import cap_address_space
+
+    if not batch:
+        cap_address_space(CLI_MEMORY)
+        yield Verifier(trust, options)
+        return
+    with BatchVerifier(trust, options, memory_bytes=CLI_MEMORY) as isolated:
+        yield isolated
+
+
 @esign.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -213,7 +240,8 @@ def verify(
     Exit code: 0 all TOTAL-PASSED, 1 any TOTAL-FAILED, 2 any INDETERMINATE (none failed),
     4 a file could not be read (and none failed).
     """
-    from verify import TrustConfig, Verifier, VerifyOptions
+    from verify import TrustConfig, VerifyOptions
+    from verify.limits import limit_report, size_text
     from verify.render import summary, to_json, to_jsonl, to_text
 
     if as_json and as_jsonl:
@@ -222,20 +250,24 @@ def verify(
     files = _collect_pdfs(inputs)
     if not files:
         raise UsageError("no PDF files found in the given folders")
-    verifier = Verifier(TrustConfig.load(trust), VerifyOptions(at=at, online=online))
+    options = VerifyOptions(at=at, online=online)
     counts: dict[str, int] = {}
     reports = []
     batch = len(files) > 1
     show_bar = batch and sys.stderr.isatty() and not (as_json or as_jsonl)
     start = time.perf_counter()
     with (
+        _file_verifier(TrustConfig.load(trust), options, batch) as verifier,
         click.progressbar(files, file=sys.stderr, label="verify")
         if show_bar
-        else _nullbar(files) as bar
+        else _nullbar(files) as bar,
     ):
         for path in bar:
             try:
                 report = verifier.verify_file(path)
+            except MemoryError:
+                limit = f"memory limit {size_text(CLI_MEMORY)} exceeded"
+                report = limit_report(str(path), limit, at, online)
             except EsignError as e:
                 counts["ERROR"] = counts.get("ERROR", 0) + 1
                 click.echo(f"esign: error: {e.message}", err=True)

@@ -33,20 +33,19 @@ import signal
 import struct
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from asn1crypto import x509
 
 from esign.errors import EsignError
+from esign.pdfio import read_input
 
-from .explain import explain
+from .limits import GiB, limit_report, size_text
 from .pdf import Verifier, VerifyOptions
-from .report import DocumentReport, Indication, Text
+from .report import DocumentReport
 from .trust import TrustConfig
 
-GiB = 2**30
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 2**31 - 1
 JOBS_PER_WORKER = 200
@@ -101,25 +100,6 @@ class _Config:
             seal_certs=load(self.seal_certs),
             source=self.source,
         )
-
-
-def _size(n: int) -> str:
-    if n % GiB == 0:
-        return f"{n // GiB} GiB"
-    return f"{n / 2**20:.0f} MiB"
-
-
-def limit_report(name: str, detail: str, options: VerifyOptions) -> DocumentReport:
-    """TOTAL-FAILED/FORMAT_FAILURE for a file that hit a resource limit, naming the limit."""
-    text = explain("FORMAT_FAILURE", Indication.TOTAL_FAILED)
-    return DocumentReport(
-        file=name,
-        indication=Indication.TOTAL_FAILED,
-        subindication="FORMAT_FAILURE",
-        explanation=Text(f"{text.mn} ({detail})", f"{text.en} ({detail})"),
-        validation_time=options.at or datetime.now(UTC),
-        revocation_mode="online" if options.online else "offline",
-    )
 
 
 class _ReportUnpickler(pickle.Unpickler):
@@ -307,19 +287,22 @@ class IsolatedVerifier:
         except TimeoutError:
             worker.kill()
             limit = f"time limit {self.wall_seconds:g} s exceeded"
-            return limit_report(name, limit, self.options), False
+            return self._limit(name, limit), False
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             worker.kill()
             code = await worker.proc.wait()
-            return limit_report(name, self._death(code), self.options), False
+            return self._limit(name, self._death(code)), False
         except pickle.UnpicklingError as e:
             raise WorkerFailed(str(e)) from e
         if kind == "report" and isinstance(payload, DocumentReport):
             return payload, True
         if kind == "memory":
-            limit = f"memory limit {_size(self.memory_bytes)} exceeded"
-            return limit_report(name, limit, self.options), False
+            limit = f"memory limit {size_text(self.memory_bytes)} exceeded"
+            return self._limit(name, limit), False
         raise WorkerFailed(f"the verification worker failed: {payload}")
+
+    def _limit(self, name: str, detail: str) -> DocumentReport:
+        return limit_report(name, detail, self.options.at, self.options.online)
 
     def _death(self, code: int) -> str:
         """The limit a worker that died without answering hit; a Python error is a bug, raised."""
@@ -331,7 +314,7 @@ class IsolatedVerifier:
             return "the verification worker was killed"
         return (
             f"the verification worker stopped ({signal.Signals(-code).name}) under its limits "
-            f"(memory {_size(self.memory_bytes)}, CPU {self.cpu_seconds} s)"
+            f"(memory {size_text(self.memory_bytes)}, CPU {self.cpu_seconds} s)"
         )
 
     async def aclose(self) -> None:
@@ -356,6 +339,31 @@ class IsolatedVerifier:
         for w in workers:
             w.kill()
         return workers
+
+
+class BatchVerifier:
+    """The synchronous face of :class:`IsolatedVerifier` for a batch (``esign verify`` over a
+    folder): one event loop, files verified one after another, each in a killable worker."""
+
+    def __init__(self, trust: TrustConfig, options: VerifyOptions | None = None, **limits: Any):
+        self._runner = asyncio.Runner()
+        self._isolated = IsolatedVerifier(trust, options, workers=1, **limits)
+
+    def verify_file(self, path: Path) -> DocumentReport:
+        data = read_input(path)  # unreadable files stay the caller's InputError
+        return self._runner.run(self._isolated.verify(data, str(path)))
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._isolated.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> BatchVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # The worker side: runs in ``python -m verify.isolate``.
@@ -422,4 +430,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["IsolatedVerifier", "WorkerFailed", "limit_report"]
+__all__ = ["BatchVerifier", "IsolatedVerifier", "WorkerFailed"]

@@ -16,10 +16,12 @@ would otherwise build entries from no data, so other pyHanko users (signing) gai
 from __future__ import annotations
 
 import itertools
+import resource
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
@@ -39,7 +41,11 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from esign.errors import InputError
 
+from .explain import explain
+from .report import DocumentReport, Indication, Text
+
 MiB = 2**20
+GiB = 2**30
 
 
 class LimitExceeded(InputError):
@@ -234,11 +240,46 @@ def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[Em
     return list(reader.embedded_signatures)
 
 
+def cap_address_space(limit: int) -> int:
+    """Lower this process's address-space limit (RLIMIT_AS) to at most ``limit``; returns the cap
+    in force. A runaway allocation then raises ``MemoryError`` instead of exhausting the host."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        return limit
+    return soft
+
+
+def size_text(n: int) -> str:
+    """``1 GiB``, ``300 MiB``: a limit as a person reads it."""
+    return f"{n // GiB} GiB" if n % GiB == 0 else f"{n / MiB:.0f} MiB"
+
+
+def limit_report(
+    name: str, detail: str, at: datetime | None = None, online: bool = True
+) -> DocumentReport:
+    """TOTAL-FAILED/FORMAT_FAILURE for a file that hit a resource limit, naming the limit."""
+    text = explain("FORMAT_FAILURE", Indication.TOTAL_FAILED)
+    return DocumentReport(
+        file=name,
+        indication=Indication.TOTAL_FAILED,
+        subindication="FORMAT_FAILURE",
+        explanation=Text(f"{text.mn} ({detail})", f"{text.en} ({detail})"),
+        validation_time=at or datetime.now(UTC),
+        revocation_mode="online" if online else "offline",
+    )
+
+
 __all__ = [
     "LimitExceeded",
     "ReadingLimits",
+    "cap_address_space",
     "decode_limit",
     "embedded_signatures",
     "install",
+    "limit_report",
     "open_pdf",
+    "size_text",
 ]
