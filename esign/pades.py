@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -127,34 +128,14 @@ class DocumentSigner:
         """Refuse an expired, not-yet-valid or revoked signing certificate (done once)."""
         if self._checked or not self.options.check_certificate:
             return
-        cert = self.key.signing_cert
-        now = moment or datetime.now(UTC)
-        validity = cert["tbs_certificate"]["validity"]
-        not_before = validity["not_before"].native
-        not_after = validity["not_after"].native
-        who = cert.subject.human_friendly
-        if now > not_after:
-            raise CertificateRefused(f"signing certificate expired on {not_after:%Y-%m-%d}: {who}")
-        if now < not_before:
-            raise CertificateRefused(
-                f"signing certificate is not valid before {not_before:%Y-%m-%d}: {who}"
-            )
-        vc = self._validation_context(fetch=True)
-        validator = CertificateValidator(
-            cert, intermediate_certs=self.key.chain, validation_context=vc
+        refusal = certificate_refusal(
+            self.key.signing_cert,
+            self.key.chain,
+            lambda: self._validation_context(fetch=True),
+            moment or datetime.now(UTC),
         )
-        try:
-            asyncio.run(validator.async_validate_usage(set()))
-        except RevokedError as e:
-            raise CertificateRefused(f"signing certificate is revoked: {who}") from e
-        except PathBuildingError:
-            # No anchor known for this chain: the revocation status cannot be checked here.
-            pass
-        except PathValidationError as e:
-            if "revoked" in str(e).lower():
-                raise CertificateRefused(f"signing certificate is revoked: {who}") from e
-        except ValidationError:
-            pass
+        if refusal is not None:
+            raise refusal
         self._checked = True
 
     def _pdf_signer(self, field_name: str) -> signers.PdfSigner:
@@ -215,6 +196,46 @@ class DocumentSigner:
         data = read_input(src)
         signed = self.sign_bytes(data, str(src))
         write_atomic(dst, signed)
+
+
+def certificate_refusal(
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    context: Callable[[], ValidationContext] | None,
+    now: datetime,
+) -> CertificateRefused | None:
+    """Why ``cert`` must not sign at ``now`` (expired, not yet valid, revoked), or None.
+
+    Dates are checked first, offline; then, unless ``context`` is None (dates only), the path is
+    validated with a fresh context from ``context`` (fetching OCSP/CRL as that context allows).
+    A chain without a known anchor, or revocation data that cannot be had in soft-fail mode, is
+    not a refusal: the status cannot be checked here, which the caller's policy decides about.
+    """
+    validity = cert["tbs_certificate"]["validity"]
+    not_before = validity["not_before"].native
+    not_after = validity["not_after"].native
+    who = cert.subject.human_friendly
+    if now > not_after:
+        return CertificateRefused(f"signing certificate expired on {not_after:%Y-%m-%d}: {who}")
+    if now < not_before:
+        return CertificateRefused(
+            f"signing certificate is not valid before {not_before:%Y-%m-%d}: {who}"
+        )
+    if context is None:
+        return None
+    validator = CertificateValidator(cert, intermediate_certs=chain, validation_context=context())
+    try:
+        asyncio.run(validator.async_validate_usage(set()))
+    except RevokedError:
+        return CertificateRefused(f"signing certificate is revoked: {who}")
+    except PathBuildingError:
+        pass  # no anchor known for this chain: the revocation status cannot be checked here
+    except PathValidationError as e:
+        if "revoked" in str(e).lower():
+            return CertificateRefused(f"signing certificate is revoked: {who}")
+    except ValidationError:
+        pass
+    return None
 
 
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:

@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from esign.certwatch import CertificateWatch
 from esign.errors import EsignError, InputError
 from esign.template import Template, load_template
 
@@ -229,6 +230,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     by_name = {t.name: t for t in doc_templates.values()}
     signers: dict[str, Any] = {}
     signer_lock = threading.Lock()
+    watches: dict[str, CertificateWatch] = {}
     registry = None
     if config.registry_url is not None:
         from esign.registry import open_registry
@@ -349,7 +351,17 @@ def create_app(config: ServerConfig) -> FastAPI:
                 )  # fmt: skip
                 options = SignOptions(level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url)
                 signers[name] = (DocumentSigner(key, options), threading.Lock(), key, spec)
+                watches[name] = CertificateWatch(
+                    key.signing_cert, key.chain, trust_roots=trust.anchors,
+                    interval=spec.recheck_seconds,
+                )  # fmt: skip
             return signers[name]
+
+    def fit_to_sign(name: str) -> None:
+        """Refuse (CertificateRefused: 422) once the key's certificate is revoked or expired:
+        the status is re-checked while the server runs, not only at its first signature."""
+        signer_for(name)
+        watches[name].check()
 
     certificate_issuers: dict[tuple[str, str], Any] = {}
 
@@ -508,6 +520,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         signer, lock, _, _ = await run_in_threadpool(signer_for, key)
 
         def sign() -> bytes:
+            fit_to_sign(key)
             with lock:
                 result: bytes = signer.sign_bytes(data, "upload.pdf")
             audit(who, "sign", key, result)
@@ -534,6 +547,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
         data = parse_data(body.data, template)
         issuer, lock = issuer_for(body.key, body.template, template)
+        fit_to_sign(body.key)
         with lock:
             signed, issued = issuer.render_signed(data)
             if registry is not None:
