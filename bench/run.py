@@ -12,6 +12,7 @@ BENCHES = [
     "verify_throughput.py",
     "issue_throughput.py",
     "web_load.py",
+    "web_hostile.py",
 ]
 
 
