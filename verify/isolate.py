@@ -248,6 +248,11 @@ class IsolatedVerifier:
         ]
         return {w.pid for w in (*self._idle, *self._busy, *warm) if w.proc.returncode is None}
 
+    @property
+    def busy_pids(self) -> set[int]:
+        """The pids of the workers running a job now."""
+        return {w.pid for w in self._busy}
+
     async def verify(self, data: bytes, name: str) -> DocumentReport:
         """Verify ``data`` in a worker; cancelling this coroutine kills that worker."""
         if self._closed:
