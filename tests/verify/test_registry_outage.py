@@ -256,6 +256,14 @@ def test_served_seal_page_fails_closed(
                 assert "ЖИНХЭНЭ БАРИМТ" not in page.text and "ХҮЧИНГҮЙ" not in page.text
                 for text in (page.text, api_answer.text):
                     _assert_no_backend(text, proxy)
+            revoke = client.post(
+                "/api/v1/documents/AAAAA-AAAAA/revoke",
+                json={"reason": "x"},
+                headers={"Authorization": "Bearer key-a-" + "1" * 24},
+            )
+            assert revoke.status_code == 503, revoke.text
+            assert "registry of issued documents is unavailable" in revoke.json()["detail"]
+            _assert_no_backend(revoke.text, proxy)
             en = client.get(f"/v/{payload}?lang=en").text
             assert "cannot be checked now" in en and "AUTHENTIC" not in en.replace(
                 "NOT AUTHENTIC", ""

@@ -10,6 +10,7 @@ import base64
 import functools
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -196,6 +197,10 @@ _T = TypeVar("_T")
 SEAL_THREADS = 8
 
 
+_log = logging.getLogger(__name__)
+REGISTRY_UNAVAILABLE = "the registry of issued documents is unavailable; try again later"
+
+
 def _utcnow() -> datetime:
     """The server's clock for seal verdicts (one place, so a test can move it across midnight)."""
     return datetime.now(UTC)
@@ -324,6 +329,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             status = 409
         elif type(exc).__name__ in ("ServiceError", "RegistryUnavailable", "WorkerFailed"):
             status = 503
+        if type(exc).__name__ == "RegistryUnavailable":
+            # Where the database is and what it said are for the log, not for an API answer.
+            _log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+            return JSONResponse({"detail": REGISTRY_UNAVAILABLE}, status_code=status)
         return JSONResponse({"detail": exc.message}, status_code=status)
 
     bearer = HTTPBearer(auto_error=False, description="The client's API key")
