@@ -48,9 +48,11 @@ PASSWORD = b"esign-test"
 @dataclass
 class Listener:
     """A loopback HTTP server that counts every TCP connection and request it receives;
-    it answers 302 to ``redirect_to`` when given, else 404."""
+    it answers 302 to ``redirect_to`` when given, trickles a body byte by byte with
+    ``trickle``, else answers 404."""
 
     redirect_to: str | None = None
+    trickle: bool = False
     connections: int = 0
     requests: list[str] = field(default_factory=list)
 
@@ -60,6 +62,9 @@ class Listener:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 outer.requests.append(f"{self.command} {self.path}")
+                if outer.trickle:
+                    self._trickle()
+                    return
                 if outer.redirect_to is not None:
                     self.send_response(302)
                     self.send_header("Location", outer.redirect_to + self.path)
@@ -67,6 +72,18 @@ class Listener:
                     self.send_response(404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _trickle(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                try:
+                    for _ in range(100):
+                        self.wfile.write(b"0")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
 
             do_GET = do_POST = do_HEAD = _answer
 
@@ -286,6 +303,7 @@ class Hostile:
     attacker: Listener
     allowed: Listener
     beyond: Listener
+    slow: Listener
 
 
 @pytest.fixture(scope="module")
@@ -295,6 +313,7 @@ def hostile(
     attacker = Listener()
     beyond = Listener()
     allowed = Listener(redirect_to=beyond.url)
+    slow = Listener(trickle=True)
     out = tmp_path_factory.mktemp("fetch-security")
     evil_root = _issue("Attacker Root", None, ca=True)
     evil_tsa = _issue("Attacker TSA", evil_root, tsa=True, urls=attacker.url)
@@ -303,6 +322,7 @@ def hostile(
     # Issued by a trusted CA but naming URLs outside the allowlist (or an allowed redirector).
     rogue = _issue("Rogue URLs", sco, urls=attacker.url)
     redirected = _issue("Redirected URLs", sco, urls=allowed.url)
+    trickled = _issue("Slow URLs", sco, urls=slow.url)
     official = _official(pki)
     signed = _sign(SAMPLE, official)
     docs = {
@@ -311,6 +331,7 @@ def hostile(
         "attacker-signer": _sign(SAMPLE, _signer_for(evil_signer, evil_root)),
         "rogue-urls": _sign(SAMPLE, _signer_for(rogue, sco)),
         "redirect": _sign(SAMPLE, _signer_for(redirected, sco)),
+        "slow": _sign(SAMPLE, _signer_for(trickled, sco)),
         "shared-value": _fields_sharing_one_value(signed, 19),
     }
     many = SAMPLE
@@ -321,8 +342,8 @@ def hostile(
     for name, data in docs.items():
         files[name] = out / f"{name}.pdf"
         files[name].write_bytes(data)
-    yield Hostile(files, attacker, allowed, beyond)
-    for listener in (attacker, allowed, beyond):
+    yield Hostile(files, attacker, allowed, beyond, slow)
+    for listener in (attacker, allowed, beyond, slow):
         listener.close()
 
 
@@ -403,6 +424,18 @@ def test_redirects_are_not_followed(pki: testpki.TestPki, hostile: Hostile) -> N
     report = Verifier(trust, VerifyOptions(online=True)).verify_file(hostile.files["redirect"])
     assert hostile.allowed.hits >= 1, "the allowlisted URL was never asked"
     assert hostile.beyond.hits == 0, hostile.beyond.requests
+    assert report.indication is Indication.INDETERMINATE, report
+
+
+def test_allowed_server_trickling_its_answer_cannot_hold_verification(
+    pki: testpki.TestPki, hostile: Hostile
+) -> None:
+    trust = _trust(pki, pki.url + "/", hostile.slow.url + "/")
+    started = time.monotonic()
+    report = Verifier(trust, VerifyOptions(online=True)).verify_file(hostile.files["slow"])
+    seconds = time.monotonic() - started
+    assert hostile.slow.hits >= 1, "the allowlisted URL was never asked"
+    assert seconds < 10, seconds
     assert report.indication is Indication.INDETERMINATE, report
 
 
