@@ -215,6 +215,21 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def seal_thread(fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(seal_pool, fn, *args)
 
+    # Seal verdicts share the trust store's certificates, which asn1crypto parses lazily and not
+    # thread-safely (a cold cache under wrk made 32 threads race: KeyError, HTTP 500). One
+    # verdict is computed at a time, and concurrent misses for one payload await the same one.
+    verdict_pool = ThreadPoolExecutor(1, thread_name_prefix="esign-seal-verdict")
+    pending: dict[object, asyncio.Future[Any]] = {}
+
+    async def verdict_once(key: object, fn: Callable[..., _T], *args: Any) -> _T:
+        running = pending.get(key)
+        if running is None:
+            running = asyncio.get_running_loop().run_in_executor(verdict_pool, fn, *args)
+            pending[key] = running
+            running.add_done_callback(lambda _: pending.pop(key, None))
+        result: _T = await asyncio.shield(running)  # one leaving client cancels no one else
+        return result
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await isolated.start()  # warm workers before the first upload, not during it
@@ -223,6 +238,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             await isolated.aclose()
             seal_pool.shutdown(wait=False, cancel_futures=True)
+            verdict_pool.shutdown(wait=False, cancel_futures=True)
 
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     doc_templates: dict[str, Template] = {}
@@ -283,7 +299,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         with verdicts_lock:
             report = verdicts.get(key)
         if report is None:
-            report = await seal_thread(seal_verdict, key, now)
+            report = await verdict_once(key, seal_verdict, key, now)
         if registry is None:
             return report
         lookup = functools.partial(apply_registry, with_reason=with_reason)
