@@ -23,11 +23,13 @@ import httpx
 import pytest
 
 from esign import testpki
+from esign.errors import InputError
 from esign.keysource import load_key
 from esign.pades import DocumentSigner, SignOptions
 from esign.services import PkiServices
 from tests.conftest import REPO, free_port
 from tests.web.conftest import WebServer, sample_data, start_server, stop_server, write_config
+from verify.web.config import load_config
 
 MiB = 2**20
 BODY = 300 * 10**6
@@ -369,3 +371,32 @@ def timed_gets(c: httpx.Client, path: str, n: int) -> list[float]:
         assert c.get(path).status_code == 200
         times.append(time.monotonic() - started)
     return times
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('upload_rate = "lots"', "upload_rate = 'lots' is not a rate"),
+        ("upload_workers = 0", "upload_workers must be an integer >= 1"),
+        ("upload_qeue = 3", "unknown [limits] settings ['upload_qeue']"),
+    ],
+)
+def test_limits_misconfigured_stop_the_server_at_start(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(f"[limits]\n{table}\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        load_config(config)
+    assert message in str(refused.value)
+
+
+def test_sample_configuration_sets_the_limits() -> None:
+    config = load_config(REPO / "samples" / "server.toml")
+    assert (config.upload_rate, config.upload_workers, config.upload_queue) == (
+        "60/minute;600/hour", 2, 8,
+    )  # fmt: skip
+    assert config.max_json_bytes == 1024 * 1024
