@@ -12,7 +12,8 @@ Why plain subprocesses with a pipe protocol rather than :mod:`multiprocessing`: 
 kill the one worker running a given job, and its result plumbing runs in threads; an asyncio
 subprocess is awaited on the service's own event loop, killed by its pid, and its death is seen
 as end-of-file on its pipe. Workers are started with ``python -m verify.isolate`` (a fresh
-interpreter, nothing inherited from the service: no sockets, no database handles), import
+interpreter, nothing inherited from the service: no sockets, no database handles, only a few
+environment variables), import
 pyHanko and build their :class:`Verifier` once, then answer many jobs.
 
 Frames are a 4-byte big-endian length and a pickle. The parent unpickles only the report classes
@@ -47,7 +48,10 @@ from .report import DocumentReport
 from .trust import TrustConfig
 
 _HEADER = struct.Struct(">I")
-MAX_FRAME = 2**31 - 1
+MAX_REPORT = 16 * 2**20
+"""Largest answer a worker may send; a report is a few kilobytes."""
+_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+"""What a worker inherits of the service's environment: no database URL, no secrets."""
 JOBS_PER_WORKER = 200
 """A worker is replaced after this many jobs, so that heap fragmentation never meets the cap."""
 _READY_SECONDS = 60.0
@@ -145,6 +149,8 @@ class _Worker:
     async def receive(self) -> tuple[str, Any]:
         assert self.proc.stdout is not None
         (n,) = _HEADER.unpack(await self.proc.stdout.readexactly(_HEADER.size))
+        if n > MAX_REPORT:
+            raise WorkerFailed(f"a verification worker sent {n} bytes")
         body = await self.proc.stdout.readexactly(n)
         kind, payload = _ReportUnpickler(io.BytesIO(body)).load()
         return str(kind), payload
@@ -198,8 +204,8 @@ class IsolatedVerifier:
 
     async def _spawn(self) -> _Worker:
         root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        env = {k: v for k, v in os.environ.items() if k.upper() in _ENVIRONMENT}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
