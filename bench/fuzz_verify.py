@@ -8,17 +8,20 @@ limited to 2 GiB) or an input taking more than ``-timeout`` seconds is a finding
     .venv/bin/python bench/fuzz_verify.py --target seal -max_total_time=120
     .venv/bin/python bench/fuzz_verify.py --keep-going -max_total_time=600  # log, don't stop
 
-The seed corpus (the sample certificate, signed B-B, certified, twice-signed and B-LT copies, and
-the committed seal vectors) is written into ``--work`` on first use, with a test PKI. Remaining
-arguments go to libFuzzer (``-timeout=10 -rss_limit_mb=2048`` are the defaults added here).
+The seed corpus (the sample certificate as it is and with an xref stream, signed B-B, certified,
+twice-signed and B-LT copies; the committed seal vectors) is written into ``--work`` (default
+/tmp/esign-fuzz) with a test PKI on first use. Other arguments go to libFuzzer
+(``-timeout=10 -rss_limit_mb=2048`` are added unless given); input files given replace the corpus.
 With ``--keep-going`` an exception is logged once per class (type + innermost frame) into
-``WORK/findings/`` with the input and its traceback, and fuzzing goes on; timeouts and memory
+``WORK/findings-TARGET/`` with the input and its traceback, and fuzzing goes on; timeouts and memory
 limits still stop libFuzzer, which then writes the input as ``crash-*``/``timeout-*``/``oom-*``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -35,6 +38,16 @@ sys.path.insert(0, str(REPO))
 
 ADDRESS_SPACE = 2 * 2**30
 SEAL_VECTORS = REPO / "samples" / "seal-vectors"
+PDF_SEEDS = (
+    "sample.pdf",
+    "xref-stream.pdf",
+    "b-b.pdf",
+    "xref-stream-b-b.pdf",
+    "twice.pdf",
+    "certified.pdf",
+    "b-lt-ec.pdf",
+)
+COSE_MODE = b"\x00"
 SEAL_AT = datetime(2026, 12, 1, tzinfo=UTC)
 """The validation time of the committed seal vectors."""
 
@@ -68,13 +81,16 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
     from esign.pades import DocumentSigner, PadesLevel, SignOptions
     from esign.services import PkiServices
 
+    if all((corpus / name).is_file() for name in PDF_SEEDS):
+        return
     pki = _pki(work)
     sample = (REPO / "samples" / "certificate.pdf").read_bytes()
-    seeds = {"sample.pdf": sample}
+    seeds = {"sample.pdf": sample, "xref-stream.pdf": _with_xref_stream(sample)}
     p12 = str(pki.p12("mn-rsa", "seal"))
     with load_key(p12, password=b"esign-test") as key:
         plain = DocumentSigner(key, SignOptions(check_certificate=False))
         seeds["b-b.pdf"] = plain.sign_bytes(sample)
+        seeds["xref-stream-b-b.pdf"] = plain.sign_bytes(seeds["xref-stream.pdf"])
         seeds["twice.pdf"] = plain.sign_bytes(seeds["b-b.pdf"])
         certify = SignOptions(certify=True, check_certificate=False)
         seeds["certified.pdf"] = DocumentSigner(key, certify).sign_bytes(sample)
@@ -85,14 +101,45 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
             seeds["b-lt-ec.pdf"] = DocumentSigner(key, lt).sign_bytes(sample)
         finally:
             services.stop()
+    assert set(seeds) == set(PDF_SEEDS)
     for name, data in seeds.items():
         (corpus / name).write_bytes(data)
 
 
+def _with_xref_stream(pdf: bytes) -> bytes:
+    """The same document written with a cross-reference stream (the sample has an xref table)."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    writer = copy_into_new_writer(PdfFileReader(BytesIO(pdf)))
+    writer.stream_xrefs = True
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def _seal_seeds(corpus: Path) -> None:
+    """Each vector twice: as the text a QR holds, and as the COSE bytes behind its base32."""
     for vector in sorted(SEAL_VECTORS.glob("*.json")):
         text = json.loads(vector.read_text(encoding="utf-8"))["input"]
         (corpus / f"{vector.stem}.txt").write_text(text, encoding="ascii")
+        payload = text.rsplit("/", 1)[-1].upper()
+        try:
+            cose = base64.b32decode(payload + "=" * (-len(payload) % 8))
+        except binascii.Error:
+            continue
+        (corpus / f"{vector.stem}.cose").write_bytes(COSE_MODE + cose)
+
+
+def _seal_text(data: bytes) -> str:
+    """A fuzz input as seal text. After a COSE_MODE byte the rest is COSE bytes, sent as the
+    base32 payload of a seal URL: random text almost never gets past base32 into CBOR."""
+    if data.startswith(COSE_MODE):
+        payload = base64.b32encode(data[1:]).decode("ascii").rstrip("=")
+        return f"https://verify.e-mongolia.mn/v/{payload}"
+    return data.decode("utf-8", "replace")  # what a web form or QR reader hands over
 
 
 class Findings:
@@ -131,12 +178,11 @@ def main() -> None:
 
     work: Path = args.work
     corpus = work / f"corpus-{args.target}"
-    if not corpus.is_dir() or not any(corpus.iterdir()):
-        corpus.mkdir(parents=True, exist_ok=True)
-        if args.target == "pdf":
-            _pdf_seeds(work, corpus)
-        else:
-            _seal_seeds(corpus)
+    corpus.mkdir(parents=True, exist_ok=True)
+    if args.target == "pdf":
+        _pdf_seeds(work, corpus)
+    else:
+        _seal_seeds(corpus)
     findings = Findings(work / f"findings-{args.target}", args.keep_going)
 
     if args.target == "pdf":
@@ -157,7 +203,7 @@ def main() -> None:
         seal_certs = load_seal_certs([SEAL_VECTORS / "pki" / "seal.pem"])
 
         def one_input(data: bytes) -> None:
-            text = data.decode("utf-8", "replace")  # what a web form or QR reader hands over
+            text = _seal_text(data)
             try:
                 verify_seal(text, vector_trust, seal_certs, SEAL_AT)
             except EsignError:
