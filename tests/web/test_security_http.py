@@ -51,16 +51,12 @@ class Served:
     port: int
 
 
-@pytest.fixture(scope="module")
-def served(
-    pki: testpki.TestPki, services: PkiServices, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("web-security")
+def serve(pki: testpki.TestPki, folder: Path, limits: str) -> Iterator[Served]:
     port = free_port()
     key_a, key_b = "key-a-" + os.urandom(12).hex(), "key-b-" + os.urandom(12).hex()
     config, registry_url = write_config(pki, folder, port, key_a, key_b)
     text = config.read_text(encoding="utf-8").replace("max_upload_mb = 1\n", "max_upload_mb = 10\n")
-    config.write_text(text + LIMITS, encoding="utf-8")
+    config.write_text(text + limits, encoding="utf-8")
     proc = start_server(config, port, log=folder / "server.log")
     try:
         yield Served(WebServer(f"http://127.0.0.1:{port}", registry_url, config, key_a, key_b),
@@ -70,14 +66,34 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def hostile_pdf(pki: testpki.TestPki, services: PkiServices) -> bytes:
-    """A signed PDF plus one incremental update of 150,000 tiny objects (9 MB, under the 10 MiB
-    cap, within the reading limits): several seconds of a worker's CPU per upload."""
+def served(
+    pki: testpki.TestPki, services: PkiServices, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    yield from serve(pki, tmp_path_factory.mktemp("web-security"), LIMITS)
+
+
+@pytest.fixture(scope="module")
+def served_1s_cpu(
+    pki: testpki.TestPki, services: PkiServices, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """A server whose upload worker may use 1 s of CPU per upload."""
+    limits = LIMITS + "upload_cpu_seconds = 1\n"
+    yield from serve(pki, tmp_path_factory.mktemp("web-security-cpu"), limits)
+
+
+@pytest.fixture(scope="module")
+def signed_pdf(pki: testpki.TestPki, services: PkiServices) -> bytes:
     with load_key(str(pki.p12("mn-rsa", "seal")), password=testpki.P12_PASSWORD.encode()) as key:
-        signed = DocumentSigner(key, SignOptions()).sign_bytes(
+        return DocumentSigner(key, SignOptions()).sign_bytes(
             (REPO / "samples" / "certificate.pdf").read_bytes()
         )
-    return hostile_update(signed, 150_000)
+
+
+@pytest.fixture(scope="module")
+def hostile_pdf(signed_pdf: bytes) -> bytes:
+    """A signed PDF plus one incremental update of 200,000 tiny objects (9.9 MiB, under the
+    10 MiB cap, within the reading limits): over 2 s of a warm worker's CPU per upload."""
+    return hostile_update(signed_pdf, 200_000)
 
 
 def hostile_update(signed: bytes, count: int) -> bytes:
@@ -305,17 +321,32 @@ def workers(pid: int) -> dict[int, int]:
 
 
 def busy_worker(pid: int, within: float = 10) -> int:
-    """The child process that is burning CPU now."""
+    """The child process that is burning CPU now (an idle worker uses none)."""
     deadline = time.monotonic() + within
     before = workers(pid)
     while time.monotonic() < deadline:
         time.sleep(0.3)
         now = workers(pid)
-        busy = [c for c, t in now.items() if t - before.get(c, t) >= 10]  # 10 ticks in 0.3 s
+        busy = [c for c, t in now.items() if t - before.get(c, t) >= 3]  # 10% of a core
         if busy:
             return busy[0]
         before = now
     raise AssertionError(f"no upload worker got busy: {workers(pid)}")
+
+
+def test_cpu_limit_is_a_verdict_naming_it_and_the_worker_is_replaced(
+    served_1s_cpu: Served, hostile_pdf: bytes, signed_pdf: bytes
+) -> None:
+    with httpx.Client(base_url=served_1s_cpu.web.url, timeout=60) as c:
+        started = time.monotonic()
+        r = c.post("/api/v1/verify", content=hostile_pdf)
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert (report["indication"], report["subindication"]) == ("TOTAL-FAILED", "FORMAT_FAILURE")
+        assert "CPU time limit 1 s" in str(report), report
+        assert time.monotonic() - started < 10
+        good = c.post("/api/v1/verify", content=signed_pdf)
+        assert good.status_code == 200 and good.json()["indication"] == "TOTAL-PASSED", good.text
 
 
 def test_client_leaving_kills_its_verification(served: Served, hostile_pdf: bytes) -> None:
@@ -360,7 +391,7 @@ def test_full_upload_queue_is_503_and_seal_page_keeps_answering(
         finally:
             for sock in running:
                 sock.close()
-    assert max(loaded) < 1.0, (quiet, loaded)
+    assert max(loaded) < 2.0, (quiet, loaded)
     assert statistics.median(loaded) < max(0.1, 5 * statistics.median(quiet)), (quiet, loaded)
 
 

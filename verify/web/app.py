@@ -208,7 +208,11 @@ def _utcnow() -> datetime:
 
 def create_app(config: ServerConfig) -> FastAPI:
     trust = TrustConfig.load(list(config.trust))
-    isolated = IsolatedVerifier(trust, VerifyOptions(online=True), workers=config.upload_workers)
+    isolated = IsolatedVerifier(
+        trust, VerifyOptions(online=True), workers=config.upload_workers,
+        memory_bytes=config.upload_memory_mb * 2**20, cpu_seconds=config.upload_cpu_seconds,
+        wall_seconds=config.upload_seconds,
+    )  # fmt: skip
     uploads = UploadLane(isolated.verify, config.upload_workers, config.upload_queue)
     seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="esign-seal")
 

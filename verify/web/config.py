@@ -67,6 +67,10 @@ class ServerConfig:
     # Uploads run in separate worker processes; beyond workers + queue waiting: 503.
     upload_workers: int = 2
     upload_queue: int = 8
+    # Each worker's limits; a hit limit is a FORMAT_FAILURE naming it, the worker is replaced.
+    upload_memory_mb: int = 1024
+    upload_cpu_seconds: int = 20
+    upload_seconds: int = 30
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     clients: tuple[Client, ...] = ()
 
@@ -144,7 +148,8 @@ def _limits(raw: Any, path: Path) -> dict[str, Any]:
 
     if not isinstance(raw, dict):
         raise InputError(f"{path}: [limits] must be a table")
-    known = {"max_json_kb", "upload_rate", "api_rate", "upload_workers", "upload_queue"}
+    known = {"max_json_kb", "upload_rate", "api_rate", "upload_workers", "upload_queue",
+             "upload_memory_mb", "upload_cpu_seconds", "upload_seconds"}  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise InputError(f"{path}: unknown [limits] settings {sorted(unknown)}")
@@ -156,7 +161,9 @@ def _limits(raw: Any, path: Path) -> dict[str, Any]:
             except ValueError as e:
                 raise InputError(f"{path}: [limits] {name} = {raw[name]!r} is not a rate") from e
             out[name] = str(raw[name])
-    for name, low in (("max_json_kb", 1), ("upload_workers", 1), ("upload_queue", 0)):
+    lows = {"max_json_kb": 1, "upload_workers": 1, "upload_queue": 0, "upload_memory_mb": 256,
+            "upload_cpu_seconds": 1, "upload_seconds": 1}  # fmt: skip
+    for name, low in lows.items():
         if name in raw:
             value = raw[name]
             if not isinstance(value, int) or value < low:
