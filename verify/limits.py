@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import resource
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -186,17 +187,31 @@ def install() -> None:
     _xref.parse_xref_table = _checked_xref_table
 
 
+@contextmanager
+def _structure_checks() -> Iterator[None]:
+    """pyHanko checks parts of a file's structure with bare ``assert`` (the catalogue and a
+    signature value are dictionaries, an xref stream has /Type /XRef); while it reads, such an
+    AssertionError is a malformed file, reported as pyHanko's ``PdfReadError``."""
+    try:
+        yield
+    except AssertionError as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        where = frames[-1].name if frames else "?"
+        raise PdfReadError(f"malformed PDF structure (pyHanko's check in {where})") from e
+
+
 def open_pdf(data: bytes, limits: ReadingLimits) -> PdfFileReader:
     """A non-strict pyHanko reader over ``data`` that respects ``limits``.
 
     Raises :class:`LimitExceeded`, or pyHanko's errors for a malformed file.
     """
     install()
-    with _reading(limits):
+    with _reading(limits), _structure_checks():
         try:
             reader = PdfFileReader(
                 BytesIO(data), strict=False, decode_limits=limits.decode_limits()
             )
+            reader.root  # noqa: B018 (pyHanko asserts the catalogue is a dictionary, lazily)
         except PdfDecodeLimitError as e:
             raise decode_limit(e, limits) from e
     size = reader.trailer.raw_get("/Size")
@@ -223,7 +238,8 @@ def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[Em
     Fields sharing one value are malformed (pyHanko's ``PdfReadError``), not a limit.
     """
     cap = limits.max_signatures
-    fields = list(itertools.islice(enumerate_sig_fields(reader, filled_status=True), cap + 1))
+    with _structure_checks():
+        fields = list(itertools.islice(enumerate_sig_fields(reader, filled_status=True), cap + 1))
     if len(fields) > cap:
         raise LimitExceeded(f"the document has more than {cap} signature fields")
     seen: dict[tuple[int, int], str] = {}
@@ -237,7 +253,8 @@ def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[Em
                     f"signature fields {seen[key]} and {name} share one signature value"
                 )
             seen[key] = str(name)
-    return list(reader.embedded_signatures)
+    with _structure_checks():
+        return list(reader.embedded_signatures)
 
 
 def cap_address_space(limit: int) -> int:
