@@ -627,14 +627,17 @@ def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
         _serve_test_pki(stack)
     with stack:
         app = create_app(config)  # fails fast, with one line, on a bad configuration
+        # An upload still verifying at shutdown is cut after 10 s: its worker is killed with it.
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            uvicorn.run(
+                app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10
+            )
             return
         if config_file is not None:  # each worker process builds its own app from this
             os.environ["ESIGN_SERVE_CONFIG"] = str(config_file)
         uvicorn.run(
             "verify.web.factory:app_from_env", factory=True, host=host, port=port,
-            workers=workers, log_level="warning",
+            workers=workers, log_level="warning", timeout_graceful_shutdown=10,
         )  # fmt: skip
 
 
