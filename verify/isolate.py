@@ -206,6 +206,9 @@ class IsolatedVerifier:
         root = str(Path(__file__).resolve().parent.parent)
         env = {k: v for k, v in os.environ.items() if k.upper() in _ENVIRONMENT}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        # Each thread (revocation fetching runs in asyncio's executor) would otherwise reserve a
+        # 64 MiB malloc arena of address space, counted against RLIMIT_AS.
+        env["MALLOC_ARENA_MAX"] = "2"
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
