@@ -4,6 +4,7 @@ from importlib import import_module
 from typing import Any
 
 from . import _fasthex
+from .fetch import FetchPolicy
 from .pdf import Verifier, VerifyOptions, verify_pdf
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text
 from .trust import TrustConfig
@@ -30,6 +31,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DocumentReport",
+    "FetchPolicy",
     "Indication",
     "SealReport",
     "SignatureReport",
