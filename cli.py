@@ -181,6 +181,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 CLI_MEMORY = 2**30
 """Address space of `esign verify` for one file; a folder's files each get a worker this big."""
+CLI_CPU_SECONDS = 20
+"""CPU time for one file, in this process or in a folder's worker."""
 
 
 @contextlib.contextmanager
@@ -188,17 +190,25 @@ def _file_verifier(
     trust: TrustConfig, options: VerifyOptions, batch: bool
 ) -> Iterator[Verifier | BatchVerifier]:
     """One file: verified in this process (it is benchmarked; a worker would import pyHanko a
-    second time) under an address-space cap. A folder of strangers' files: each file in a
-    killable worker with memory, CPU and time limits, so one hostile file costs one verdict."""
+    second time) under an address-space cap and a CPU-time limit. A folder of strangers' files:
+    each file in a killable worker with memory, CPU and time limits, so one hostile file costs
+    one verdict."""
+    from esign.errors import InputError
     from verify import Verifier
     from verify.isolate import BatchVerifier
-    from verify.limits import cap_address_space
+    from verify.limits import CpuTimeExceeded, cap_address_space, cpu_time_limit
 
     if not batch:
         cap_address_space(CLI_MEMORY)
-        yield Verifier(trust, options)
+        with cpu_time_limit(CLI_CPU_SECONDS):
+            try:
+                yield Verifier(trust, options)
+            except CpuTimeExceeded as e:  # spent outside a verification: still one line
+                raise InputError(str(e)) from e
         return
-    with BatchVerifier(trust, options, memory_bytes=CLI_MEMORY) as isolated:
+    with BatchVerifier(
+        trust, options, memory_bytes=CLI_MEMORY, cpu_seconds=CLI_CPU_SECONDS
+    ) as isolated:
         yield isolated
 
 
@@ -241,7 +251,7 @@ def verify(
     4 a file could not be read (and none failed).
     """
     from verify import TrustConfig, VerifyOptions
-    from verify.limits import limit_report, size_text
+    from verify.limits import CpuTimeExceeded, limit_report, size_text
     from verify.render import summary, to_json, to_jsonl, to_text
 
     if as_json and as_jsonl:
@@ -268,6 +278,8 @@ def verify(
             except MemoryError:
                 limit = f"memory limit {size_text(CLI_MEMORY)} exceeded"
                 report = limit_report(str(path), limit, at, online)
+            except CpuTimeExceeded as e:
+                report = limit_report(str(path), str(e), at, online)
             except EsignError as e:
                 counts["ERROR"] = counts.get("ERROR", 0) + 1
                 click.echo(f"esign: error: {e.message}", err=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import resource
+import signal
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -257,6 +258,32 @@ def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[Em
         return list(reader.embedded_signatures)
 
 
+class CpuTimeExceeded(BaseException):
+    """Raised in the main thread by :func:`cpu_time_limit` when the process has used its CPU time.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: pyHanko's ``except Exception`` clauses must not
+    turn it into a verdict on a signature; the caller turns it into one verdict on the file.
+    """
+
+
+@contextmanager
+def cpu_time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`CpuTimeExceeded` once this process has spent ``seconds`` more CPU time
+    (``ITIMER_PROF``; network waits do not count). Main thread only; for one-shot processes such
+    as ``esign verify FILE`` (a service uses :mod:`verify.isolate`, which can kill)."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise CpuTimeExceeded(f"CPU time limit {seconds:g} s exceeded")
+
+    previous = signal.signal(signal.SIGPROF, expired)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
 def cap_address_space(limit: int) -> int:
     """Lower this process's address-space limit (RLIMIT_AS) to at most ``limit``; returns the cap
     in force. A runaway allocation then raises ``MemoryError`` instead of exhausting the host."""
@@ -290,9 +317,11 @@ def limit_report(
 
 
 __all__ = [
+    "CpuTimeExceeded",
     "LimitExceeded",
     "ReadingLimits",
     "cap_address_space",
+    "cpu_time_limit",
     "decode_limit",
     "embedded_signatures",
     "install",

@@ -32,7 +32,7 @@ from esign.services import PkiServices
 from tests.helpers import REPO, run_esign
 from verify import DocumentReport, Indication, TrustConfig, Verifier, VerifyOptions
 from verify.isolate import IsolatedVerifier
-from verify.limits import ReadingLimits
+from verify.limits import CpuTimeExceeded, ReadingLimits, cpu_time_limit
 
 GiB = 2**30
 SECONDS = 10.0
@@ -316,6 +316,19 @@ def test_the_signature_cap_is_a_limit_not_a_bug(signed: bytes, trust: TrustConfi
     report = Verifier(trust, VerifyOptions(online=False, limits=none)).verify_bytes(signed)
     assert report.indication is Indication.TOTAL_FAILED
     assert "limit: the document has more than 0 signature fields" in report.explanation.en
+
+
+def test_cpu_time_limit_is_not_swallowed_by_except_exception() -> None:
+    # `esign verify FILE` runs under this; pyHanko's `except Exception` must not eat it.
+    start = time.process_time()
+    limit = pytest.raises(CpuTimeExceeded, match=r"CPU time limit 0\.3 s exceeded")
+    with limit, cpu_time_limit(0.3):
+        while True:
+            try:
+                sum(range(10_000))
+            except Exception:  # the shape of pyHanko's catch-alls
+                continue
+    assert time.process_time() - start < 2
 
 
 # ---------------------------------------------------------------------------------------------
