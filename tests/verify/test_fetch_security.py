@@ -53,7 +53,10 @@ class Listener:
 
     redirect_to: str | None = None
     trickle: bool = False
+    flood: int = 0
+    """Answer with this many bytes (no Content-Length), counting what the client takes."""
     connections: int = 0
+    sent: int = 0
     requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,9 @@ class Listener:
                 outer.requests.append(f"{self.command} {self.path}")
                 if outer.trickle:
                     self._trickle()
+                    return
+                if outer.flood:
+                    self._flood()
                     return
                 if outer.redirect_to is not None:
                     self.send_response(302)
@@ -84,6 +90,19 @@ class Listener:
                         time.sleep(0.2)
                 except OSError:
                     pass
+
+            def _flood(self) -> None:
+                self.send_response(200)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                chunk = b"0" * 65536
+                try:
+                    for _ in range(outer.flood // len(chunk)):
+                        self.wfile.write(chunk)
+                        outer.sent += len(chunk)
+                except OSError:
+                    pass
+                self.close_connection = True
 
             do_GET = do_POST = do_HEAD = _answer
 
@@ -308,6 +327,7 @@ class Hostile:
     allowed: Listener
     beyond: Listener
     slow: Listener
+    flood: Listener
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +338,7 @@ def hostile(
     beyond = Listener()
     allowed = Listener(redirect_to=beyond.url)
     slow = Listener(trickle=True)
+    flood = Listener(flood=256 * 1024 * 1024)
     out = tmp_path_factory.mktemp("fetch-security")
     evil_root = _issue("Attacker Root", None, ca=True)
     evil_tsa = _issue("Attacker TSA", evil_root, tsa=True, urls=attacker.url)
@@ -327,6 +348,7 @@ def hostile(
     rogue = _issue("Rogue URLs", sco, urls=attacker.url)
     redirected = _issue("Redirected URLs", sco, urls=allowed.url)
     trickled = _issue("Slow URLs", sco, urls=slow.url)
+    flooded = _issue("Flooding URLs", sco, urls=flood.url)
     official = _official(pki)
     signed = _sign(SAMPLE, official)
     docs = {
@@ -336,6 +358,7 @@ def hostile(
         "rogue-urls": _sign(SAMPLE, _signer_for(rogue, sco)),
         "redirect": _sign(SAMPLE, _signer_for(redirected, sco)),
         "slow": _sign(SAMPLE, _signer_for(trickled, sco)),
+        "flood": _sign(SAMPLE, _signer_for(flooded, sco)),
         "shared-value": _fields_sharing_one_value(signed, 19),
         "copied-value": _fields_sharing_one_value(signed, 19, copies=True),
     }
@@ -347,8 +370,8 @@ def hostile(
     for name, data in docs.items():
         files[name] = out / f"{name}.pdf"
         files[name].write_bytes(data)
-    yield Hostile(files, attacker, allowed, beyond, slow)
-    for listener in (attacker, allowed, beyond, slow):
+    yield Hostile(files, attacker, allowed, beyond, slow, flood)
+    for listener in (attacker, allowed, beyond, slow, flood):
         listener.close()
 
 
@@ -440,6 +463,21 @@ def test_allowed_server_trickling_its_answer_cannot_hold_verification(
     report = Verifier(trust, VerifyOptions(online=True)).verify_file(hostile.files["slow"])
     seconds = time.monotonic() - started
     assert hostile.slow.hits >= 1, "the allowlisted URL was never asked"
+    assert seconds < 10, seconds
+    assert report.indication is Indication.INDETERMINATE, report
+
+
+def test_allowed_server_flooding_its_answer_is_cut_off(
+    pki: testpki.TestPki, hostile: Hostile
+) -> None:
+    """256 MiB answers to OCSP and CRL requests, without a Content-Length: the client stops
+    reading past its cap (256 KiB OCSP, 8 MiB CRL; the rest is socket buffers)."""
+    trust = _trust(pki, pki.url + "/", hostile.flood.url + "/")
+    started = time.monotonic()
+    report = Verifier(trust, VerifyOptions(online=True)).verify_file(hostile.files["flood"])
+    seconds = time.monotonic() - started
+    assert hostile.flood.hits >= 1, "the allowlisted URL was never asked"
+    assert hostile.flood.sent < 48 * 1024 * 1024, hostile.flood.sent
     assert seconds < 10, seconds
     assert report.indication is Indication.INDETERMINATE, report
 
