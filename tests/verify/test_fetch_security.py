@@ -498,7 +498,7 @@ def test_cli_online_fetches_nothing_an_attacker_names(
             assert "Traceback" not in r.err
 
 
-def test_web_api_fetches_nothing_an_attacker_names(
+def test_web_upload_and_api_fetch_nothing_an_attacker_names(
     pki: testpki.TestPki, hostile: Hostile, tmp_path: Path
 ) -> None:
     from fastapi.testclient import TestClient
@@ -515,6 +515,17 @@ def test_web_api_fetches_nothing_an_attacker_names(
             assert hostile.attacker.hits == 0, (case, hostile.attacker.requests)
             assert r.status_code == 200, (case, r.status_code, r.text)
             assert r.json()["indication"] == "INDETERMINATE", (case, r.text)
+            page = client.post(
+                "/verify",
+                files={
+                    "file": (f"{case}.pdf", hostile.files[case].read_bytes(), "application/pdf")
+                },
+                data={"lang": "en"},
+            )
+            assert hostile.attacker.hits == 0, (case, hostile.attacker.requests)
+            assert page.status_code == 200, (case, page.status_code)
+            assert '<section class="verdict unknown"' in page.text, case
+            assert "INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND" in page.text, case
 
 
 # --- revocation data once per certificate per document ------------------------------------------
