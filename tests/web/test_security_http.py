@@ -297,10 +297,20 @@ def test_api_rate_limited_per_api_key(served: Served) -> None:
 # --- the upload lane ----------------------------------------------------------------------------
 
 
-def send_upload(served: Served, source: str, data: bytes) -> socket.socket:
-    """A whole POST /api/v1/verify, its answer not read: the upload is now the server's."""
+def send_upload(served: Served, source: str, data: bytes, form: bool = False) -> socket.socket:
+    """A whole POST /api/v1/verify (or the upload form's POST /verify), its answer not read:
+    the upload is now the server's."""
     sock = connect(served.port, source)
-    sock.sendall(head("/api/v1/verify", {"Content-Length": str(len(data))}) + data)
+    if form:
+        data = (
+            b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+            b"Content-Type: application/pdf\r\n\r\n" + data + b"\r\n--xx--\r\n"
+        )
+        headers = {"Content-Type": "multipart/form-data; boundary=xx"}
+    else:
+        headers = {"Content-Type": "application/pdf"}
+    headers["Content-Length"] = str(len(data))
+    sock.sendall(head("/verify" if form else "/api/v1/verify", headers) + data)
     return sock
 
 
@@ -318,6 +328,20 @@ def workers(pid: int) -> dict[int, int]:
         fields = stat.rsplit(")", 1)[1].split()
         ticks[child] = int(fields[11]) + int(fields[12])
     return ticks
+
+
+def settled(pid: int, within: float = 20) -> None:
+    """Wait until the upload workers are up and idle (a replaced worker warms up for a while:
+    taken for the busy one, it would fool the tests below)."""
+    deadline = time.monotonic() + within
+    before = workers(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = workers(pid)
+        if now and all(t - before.get(c, 0) <= 1 for c, t in now.items()):
+            return
+        before = now
+    raise AssertionError(f"the upload workers did not settle: {workers(pid)}")
 
 
 def busy_worker(pid: int, within: float = 10) -> int:
@@ -349,8 +373,12 @@ def test_cpu_limit_is_a_verdict_naming_it_and_the_worker_is_replaced(
         assert good.status_code == 200 and good.json()["indication"] == "TOTAL-PASSED", good.text
 
 
-def test_client_leaving_kills_its_verification(served: Served, hostile_pdf: bytes) -> None:
-    sock = send_upload(served, "127.0.0.50", hostile_pdf)
+@pytest.mark.parametrize("form", [False, True], ids=["api", "upload-form"])
+def test_client_leaving_kills_its_verification(
+    served: Served, hostile_pdf: bytes, form: bool
+) -> None:
+    settled(served.pid)
+    sock = send_upload(served, f"127.0.0.{50 + form}", hostile_pdf, form)
     worker = busy_worker(served.pid)
     sock.close()
     deadline = time.monotonic() + 5
@@ -375,6 +403,7 @@ def test_full_upload_queue_is_503_and_seal_page_keeps_answering(
     with httpx.Client(base_url=served.web.url, timeout=30) as c:
         assert "ЖИНХЭНЭ" in c.get(seal).text
         quiet = timed_gets(c, seal, 20)
+        settled(served.pid)
         running = [send_upload(served, f"127.0.0.{60 + i}", hostile_pdf) for i in range(2)]
         try:
             busy_worker(served.pid)
