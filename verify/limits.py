@@ -296,6 +296,14 @@ def cap_address_space(limit: int) -> int:
     return soft
 
 
+def memory_limit() -> str:
+    """The memory limit a ``MemoryError`` hit, named: this process's address-space limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return "memory exhausted"
+    return f"memory limit {size_text(soft)} exceeded"
+
+
 def size_text(n: int) -> str:
     """``1 GiB``, ``300 MiB``: a limit as a person reads it."""
     return f"{n // GiB} GiB" if n % GiB == 0 else f"{n / MiB:.0f} MiB"
@@ -326,6 +334,7 @@ __all__ = [
     "embedded_signatures",
     "install",
     "limit_report",
+    "memory_limit",
     "open_pdf",
     "size_text",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,14 @@ from esign.pdfio import check_header, read_input
 
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
-from .limits import LimitExceeded, ReadingLimits, decode_limit, embedded_signatures, open_pdf
+from .limits import (
+    LimitExceeded,
+    ReadingLimits,
+    decode_limit,
+    embedded_signatures,
+    memory_limit,
+    open_pdf,
+)
 from .policy import StateCryptoPolicy
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text, worst
 from .trust import TrustConfig
@@ -192,6 +200,16 @@ class Verifier:
     async def averify_bytes(self, data: bytes, name: str = "input") -> DocumentReport:
         mode = "online" if self.options.online else "offline"
         timing = self._timing()
+        try:
+            return await self._averify(data, name, timing, mode)
+        except MemoryError:
+            pass  # leave the handler first: its traceback holds everything the reading built
+        gc.collect()  # that garbage is cyclic (reader <-> references); free it before answering
+        return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", memory_limit()))
+
+    async def _averify(
+        self, data: bytes, name: str, timing: ValidationTimingInfo, mode: str
+    ) -> DocumentReport:
         try:
             check_header(data, name)
         except InputError as e:
