@@ -303,6 +303,39 @@ def test_hostile_files_end_in_a_verdict_naming_the_limit(
         assert got["seconds"] < SECONDS, got
 
 
+_RAW_CHILD = """
+import json, sys
+from pathlib import Path
+from verify import TrustConfig, Verifier, VerifyOptions
+from verify.limits import ReadingLimits, cap_address_space
+raw = ReadingLimits(xref_shortfall=2**62, max_xref_entries=2**62)
+trust = TrustConfig.from_paths([Path(sys.argv[1])])
+verifier = Verifier(trust, VerifyOptions(online=False, limits=raw))
+cap_address_space(384 * 2**20)
+report = verifier.verify_file(Path(sys.argv[2]))
+print(json.dumps({"subindication": report.subindication, "explanation": report.explanation.en}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_out_of_memory_in_process_is_a_verdict_naming_the_limit(
+    hostile: dict[str, Path], pki: testpki.TestPki
+) -> None:
+    # Reading limits off, so that the index bomb really exhausts the address space.
+    proc = subprocess.run(
+        [sys.executable, "-c", _RAW_CHILD, str(pki.trust_dir), str(hostile["index-bomb"])],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["subindication"] == "FORMAT_FAILURE"
+    assert got["explanation"].endswith("(memory limit 384 MiB exceeded)"), got
+
+
 def test_a_genuine_file_is_within_the_limits(signed: bytes, trust: TrustConfig) -> None:
     # Tight limits that a one-signature, one-revision document still meets.
     tight = ReadingLimits(max_revisions=5, max_signatures=1, max_decoded_bytes=2**20)
