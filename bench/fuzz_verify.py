@@ -2,7 +2,8 @@
 
 Property: ``Verifier.verify_bytes`` returns a DocumentReport, ``verify_seal`` a SealReport, or
 either raises an ``esign.errors.EsignError``; any other exception, a memory bomb (address space
-limited to 2 GiB) or an input taking more than ``-timeout`` seconds is a finding.
+limited to 2 GiB; a verdict naming that limit counts too) or an input taking more than
+``-timeout`` seconds is a finding.
 
     .venv/bin/python bench/fuzz_verify.py -max_total_time=600            # PDF verification
     .venv/bin/python bench/fuzz_verify.py --target seal -max_total_time=120
@@ -57,6 +58,7 @@ with atheris.instrument_imports(
     from esign import testpki
     from esign.errors import EsignError
     from verify import TrustConfig, Verifier, VerifyOptions
+    from verify.limits import memory_limit
     from verify.seal import load_seal_certs, verify_seal
 
 
@@ -142,6 +144,11 @@ def _seal_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")  # what a web form or QR reader hands over
 
 
+class MemoryBomb(Exception):
+    """The verifier answered "memory limit exceeded": no reading limit stopped this input before
+    it filled the address space (the verifier turns MemoryError into that verdict itself)."""
+
+
 class Findings:
     """Logs each distinct exception class once, with the input that raised it."""
 
@@ -192,7 +199,9 @@ def main() -> None:
 
         def one_input(data: bytes) -> None:
             try:
-                verifier.verify_bytes(data, "fuzz.pdf")
+                report = verifier.verify_bytes(data, "fuzz.pdf")
+                if memory_limit() in report.explanation.en:
+                    raise MemoryBomb(report.explanation.en)
             except EsignError:
                 pass
             except Exception as e:

@@ -2,7 +2,7 @@
 
 Each file in fuzz-regressions/ is verified in a child process with a 2 GiB address space, as the
 fuzzer ran it; the child reports the verdict, or the error's type. Any other exception (a traceback
-for a user, HTTP 500 for the service), a crash or a time-out fails the test.
+for a user, HTTP 500 for the service), running out of memory, a crash or a time-out fails the test.
 """
 
 from __future__ import annotations
@@ -63,3 +63,6 @@ def test_fuzz_regression(case: Path, pki: testpki.TestPki) -> None:
     assert proc.returncode == 0, f"{case.name}: verifier raised\n{proc.stderr[-3000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out.get("indication") != "TOTAL-PASSED", out
+    # The verifier answers a MemoryError with a verdict naming the limit; here that means no
+    # reading limit stopped the input before it filled 2 GiB.
+    assert "memory limit" not in out.get("explanation", ""), out
