@@ -302,9 +302,14 @@ class IsolatedVerifier:
             worker.kill()
             limit = f"time limit {self.wall_seconds:g} s exceeded"
             return self._limit(name, limit), False
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
-            worker.kill()
-            code = await worker.proc.wait()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The worker closed its pipe: it is dying. No kill() first: Popen.send_signal polls,
+            # and a poll that reaps the child leaves asyncio's watcher returncode 255.
+            try:
+                code = await asyncio.wait_for(worker.proc.wait(), 5)
+            except TimeoutError:
+                worker.kill()
+                code = await worker.proc.wait()
             return self._limit(name, self._death(code)), False
         except pickle.UnpicklingError as e:
             raise WorkerFailed(str(e)) from e
@@ -417,6 +422,7 @@ def _worker_main() -> None:
     assert isinstance(config, _Config)
     verifier = Verifier(config.trust(), config.options)
     resource.setrlimit(resource.RLIMIT_AS, (config.memory_bytes, config.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump the whole heap
     _write_frame(out, ("ready", os.getpid()))
     while True:
         try:

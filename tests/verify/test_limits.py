@@ -167,11 +167,11 @@ def _deflate_bomb(megabytes: int) -> bytes:
 
 
 def xref_stream_bomb(signed: bytes) -> bytes:
-    """A cross-reference stream that inflates to 512 MiB while it declares three rows."""
+    """A cross-reference stream that inflates to 128 MiB while it declares three rows."""
     refs = _refs(signed)
     out = bytearray(signed + b"\n")
     at = len(out)
-    bomb = _deflate_bomb(512)
+    bomb = _deflate_bomb(128)
     out += (
         b"5000 0 obj\n<< /Type /XRef /Size 5001 /W [1 4 2] /Index [0 3] /Root %d 0 R "
         % (refs["root"])
@@ -185,11 +185,11 @@ def xref_stream_bomb(signed: bytes) -> bytes:
 
 
 def object_stream_bomb(signed: bytes) -> bytes:
-    """The catalogue moved into an object stream that inflates to 512 MiB."""
+    """The catalogue moved into an object stream that inflates to 128 MiB."""
     refs = _refs(signed)
     out = bytearray(signed + b"\n")
     objstm_at = len(out)
-    bomb = _deflate_bomb(512)
+    bomb = _deflate_bomb(128)
     out += b"4999 0 obj\n<< /Type /ObjStm /N 1 /First 6 /Filter /FlateDecode /Length %d >>\n" % (
         len(bomb)
     )
