@@ -136,6 +136,8 @@ class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.jobs = 0
+        self.leaving = False
+        """It said its last word and exits by itself (killing it would race its reaping)."""
 
     @property
     def pid(self) -> int:
@@ -153,10 +155,11 @@ class _Worker:
             raise WorkerFailed(f"a verification worker sent {n} bytes")
         body = await self.proc.stdout.readexactly(n)
         kind, payload = _ReportUnpickler(io.BytesIO(body)).load()
+        self.leaving = kind in ("memory", "error")
         return str(kind), payload
 
     def kill(self) -> None:
-        if self.proc.returncode is None:
+        if self.proc.returncode is None and not self.leaving:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
@@ -287,7 +290,15 @@ class IsolatedVerifier:
                         self._warming.append(self._warm())
 
     def _reap(self, worker: _Worker) -> None:
-        task = asyncio.get_running_loop().create_task(worker.proc.wait())
+        async def reap() -> int:
+            try:
+                return await asyncio.wait_for(worker.proc.wait(), 5)
+            except TimeoutError:  # a leaving worker that does not leave
+                worker.leaving = False
+                worker.kill()
+                return await worker.proc.wait()
+
+        task = asyncio.get_running_loop().create_task(reap())
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
 
