@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import gc
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +76,7 @@ MALFORMED = (
     NotImplementedError,
     RecursionError,
     OverflowError,
+    zlib.error,  # a corrupt Deflate stream: pyHanko's decoders let it through
 )
 
 
