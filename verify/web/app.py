@@ -48,7 +48,7 @@ from ..sealcheck import apply_registry
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
 from .gate import Gate
-from .uploads import ClientGone, UploadLane, UploadsBusy
+from .uploads import ClientGone, UploadLane, UploadsBusy, keep_low_priority
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "samples" / "templates"
@@ -237,9 +237,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await isolated.start()  # warm workers before the first upload, not during it
+        nice = asyncio.create_task(keep_low_priority(lambda: isolated.pids))
         try:
             yield
         finally:
+            nice.cancel()
             await isolated.aclose()
             seal_pool.shutdown(wait=False, cancel_futures=True)
             verdict_pool.shutdown(wait=False, cancel_futures=True)
