@@ -460,3 +460,15 @@ def test_sample_configuration_sets_the_limits() -> None:
         "60/minute;600/hour", 2, 8,
     )  # fmt: skip
     assert config.max_json_bytes == 1024 * 1024
+
+
+def test_upload_workers_yield_the_cpu_to_the_server(served: Served) -> None:
+    """The verification workers run at a lower priority than the process serving seal pages."""
+    settled(served.pid)
+    time.sleep(1.2)  # the priority is re-applied every second
+    nice = {}
+    for child in workers(served.pid):
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        nice[child] = int(fields[16])
+    own = int(Path(f"/proc/{served.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice and all(n >= own + 10 for n in nice.values()), (own, nice)
