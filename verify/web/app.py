@@ -48,7 +48,7 @@ from ..sealcheck import apply_registry
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
 from .gate import Gate
-from .uploads import ClientGone, UploadLane, UploadsBusy, keep_low_priority
+from .uploads import WORKER_NICE, ClientGone, UploadLane, UploadsBusy
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "samples" / "templates"
@@ -211,7 +211,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     isolated = IsolatedVerifier(
         trust, VerifyOptions(online=True), workers=config.upload_workers,
         memory_bytes=config.upload_memory_mb * 2**20, cpu_seconds=config.upload_cpu_seconds,
-        wall_seconds=config.upload_seconds,
+        wall_seconds=config.upload_seconds, nice=WORKER_NICE,
     )  # fmt: skip
     uploads = UploadLane(isolated.verify, config.upload_workers, config.upload_queue)
     seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="esign-seal")
@@ -237,11 +237,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await isolated.start()  # warm workers before the first upload, not during it
-        nice = asyncio.create_task(keep_low_priority(lambda: isolated.pids))
         try:
             yield
         finally:
-            nice.cancel()
             await isolated.aclose()
             seal_pool.shutdown(wait=False, cancel_futures=True)
             verdict_pool.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -63,16 +62,6 @@ WORKER_NICE = 10
 """Scheduling priority of the verification workers: on a 2-core machine, 8 CPU-heavy uploads at
 normal priority put the seal page's p99 at about 5x its quiet p99; at nice 10 the server's own
 process wins the CPU and uploads take what is left."""
-
-
-async def keep_low_priority(pids: Callable[[], set[int]], every: float = 1.0) -> None:
-    """Lower the workers' priority, again as replaced workers come up; runs until cancelled."""
-    while True:
-        for pid in pids():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpriority(os.PRIO_PROCESS, pid) < WORKER_NICE:
-                    os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICE)
-        await asyncio.sleep(every)
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
