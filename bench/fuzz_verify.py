@@ -12,10 +12,12 @@ limited to 2 GiB; a verdict naming that limit counts too) or an input taking mor
 The seed corpus (the sample certificate as it is and with an xref stream, signed B-B, certified,
 twice-signed and B-LT copies; the committed seal vectors) is written into ``--work`` (default
 /tmp/esign-fuzz) with a test PKI on first use. Other arguments go to libFuzzer
-(``-timeout=10 -rss_limit_mb=2048`` are added unless given); input files given replace the corpus.
-With ``--keep-going`` an exception is logged once per class (type + innermost frame) into
-``WORK/findings-TARGET/`` with the input and its traceback, and fuzzing goes on; timeouts and memory
-limits still stop libFuzzer, which then writes the input as ``crash-*``/``timeout-*``/``oom-*``.
+(``-timeout=10 -rss_limit_mb=2048`` are added unless given); files given are run once instead of
+fuzzing (a folder given becomes the corpus, and libFuzzer writes new inputs into it).
+With ``--keep-going`` an exception is logged once per class (type, innermost frame, innermost
+frame in esign/verify) into ``WORK/findings-TARGET/`` with the input and its traceback, and
+fuzzing goes on; timeouts and memory limits still stop libFuzzer, which then writes the input as
+``crash-*``/``timeout-*``/``oom-*``.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ class MemoryBomb(Exception):
 
 
 class Findings:
-    """Logs each distinct exception class once, with the input that raised it."""
+    """Logs each distinct exception class once, with the input that raised it. A class is the
+    exception type, where it was raised and the innermost frame of our own code on the way."""
 
     def __init__(self, folder: Path, keep_going: bool) -> None:
         self.folder = folder
@@ -161,9 +164,9 @@ class Findings:
         if not self.keep_going:
             raise error
         tb = traceback.extract_tb(error.__traceback__)
-        top = tb[-1] if tb else None
-        where = f"{Path(top.filename).name}:{top.lineno}" if top else "?"
-        key = f"{type(error).__name__}@{where}"
+        ours = [f for f in tb if Path(f.filename).parent.name in ("verify", "esign")]
+        where = [f"{Path(f.filename).name}:{f.lineno}" for f in (ours[-1:] + tb[-1:])]
+        key = f"{type(error).__name__}@{' via '.join(reversed(where)) or '?'}"
         if key in self.seen:
             return
         self.seen.add(key)
