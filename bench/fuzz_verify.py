@@ -10,8 +10,8 @@ limited to 2 GiB; a verdict naming that limit counts too) or an input taking mor
     .venv/bin/python bench/fuzz_verify.py --keep-going -max_total_time=600  # log, don't stop
 
 The seed corpus (the sample certificate as it is and with an xref stream, signed B-B, certified,
-twice-signed and B-LT copies; the committed seal vectors) is written into ``--work`` (default
-/tmp/esign-fuzz) with a test PKI on first use. Other arguments go to libFuzzer
+twice-signed and B-LT copies, the fuzz regressions; the committed seal vectors) is written into
+``--work`` (default /tmp/esign-fuzz) with a test PKI on first use. Other arguments go to libFuzzer
 (``-timeout=10 -rss_limit_mb=2048`` are added unless given); files given are run once instead of
 fuzzing (a folder given becomes the corpus, and libFuzzer writes new inputs into it).
 With ``--keep-going`` an exception is logged once per class (type, innermost frame, innermost
@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 ADDRESS_SPACE = 2 * 2**30
+REGRESSIONS = REPO / "tests" / "verify" / "fuzz-regressions"
 SEAL_VECTORS = REPO / "samples" / "seal-vectors"
 PDF_SEEDS = (
     "sample.pdf",
@@ -85,7 +86,9 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
     from esign.pades import DocumentSigner, PadesLevel, SignOptions
     from esign.services import PkiServices
 
-    if all((corpus / name).is_file() for name in PDF_SEEDS):
+    if all((corpus / name).is_file() for name in PDF_SEEDS) and all(
+        (corpus / f"regression-{found.name}").is_file() for found in REGRESSIONS.glob("*.pdf")
+    ):
         return
     pki = _pki(work)
     sample = (REPO / "samples" / "certificate.pdf").read_bytes()
@@ -108,6 +111,9 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
     assert set(seeds) == set(PDF_SEEDS)
     for name, data in seeds.items():
         (corpus / name).write_bytes(data)
+    # Past findings: small hand-made files that mutate into parser edge cases much faster.
+    for found in REGRESSIONS.glob("*.pdf"):
+        (corpus / f"regression-{found.name}").write_bytes(found.read_bytes())
 
 
 def _with_xref_stream(pdf: bytes) -> bytes:
