@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk
+APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk default-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
 
 .PHONY: demo test bench lint system-deps venv axe
 
