@@ -235,6 +235,12 @@ def _file_verifier(
 )
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line, for batches.")
 @click.option("--lang", type=click.Choice(["mn", "en"]), default="mn", show_default=True)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File whose first line is the user password of encrypted PDFs (an empty one is tried "
+    "anyway).",
+)
 @handles_errors
 def verify(
     inputs: Sequence[Path],
@@ -244,12 +250,14 @@ def verify(
     as_json: bool,
     as_jsonl: bool,
     lang: str,
+    password_file: Path | None,
 ) -> int:
     """Verify the signatures of PDF files (or folders of them).
 
     Exit code: 0 all TOTAL-PASSED, 1 any TOTAL-FAILED, 2 any INDETERMINATE (none failed),
     4 a file could not be read (and none failed).
     """
+    from esign.keysource import read_secret
     from verify import TrustConfig, VerifyOptions
     from verify.limits import CpuTimeExceeded, limit_report, size_text
     from verify.render import summary, to_json, to_jsonl, to_text
@@ -260,7 +268,8 @@ def verify(
     files = _collect_pdfs(inputs)
     if not files:
         raise UsageError("no PDF files found in the given folders")
-    options = VerifyOptions(at=at, online=online)
+    password = read_secret(password_file) if password_file is not None else None
+    options = VerifyOptions(at=at, online=online, password=password)
     counts: dict[str, int] = {}
     reports = []
     batch = len(files) > 1

@@ -90,6 +90,9 @@ class VerifyOptions:
     """Per-document fetch budget, response size caps and timeouts."""
     limits: ReadingLimits = dataclasses.field(default_factory=ReadingLimits)
     """Sanity limits on reading the file (revisions, xref entries, signatures, decoded bytes)."""
+    password: bytes | None = None
+    """The user (or owner) password of an encrypted PDF; the empty user password is always
+    tried, as every PDF reader does."""
 
 
 def _signer(cert: x509.Certificate) -> Signer:
@@ -220,9 +223,9 @@ class Verifier:
         try:
             reader = open_pdf(data, limits)
             if reader.encrypted:
-                return self._document(
-                    name, [], timing, mode, doc_error=("FORMAT_FAILURE", "the PDF is encrypted")
-                )
+                locked = _unlock(reader, self.options.password)
+                if locked is not None:
+                    return _locked_report(name, locked, timing, mode)
             sigs = embedded_signatures(reader, limits)
         except LimitExceeded as e:
             return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", str(e)))
@@ -476,6 +479,37 @@ _REVINFO_MISSING = {
     "CERTIFICATE_CHAIN_GENERAL_FAILURE",
     "GENERIC",
 }
+
+
+def _unlock(reader: PdfFileReader, password: bytes | None) -> str | None:
+    """Open an encrypted PDF with the empty user password or the one given; None when opened,
+    else why not. Signatures of an encrypted file are as verifiable as any other (ISO 32000-2
+    7.6.2: /Contents of a signature dictionary is not encrypted)."""
+    from pyhanko.pdf_utils.crypt import AuthStatus, StandardSecurityHandler
+
+    if not isinstance(reader.security_handler, StandardSecurityHandler):
+        return "the PDF is encrypted for certificate holders (public-key security)"
+    for attempt in (b"", password) if password else (b"",):
+        if reader.decrypt(attempt).status is not AuthStatus.FAILED:
+            return None
+    if password:
+        return "the PDF is encrypted and the given password does not open it"
+    return "the PDF is encrypted with a user password: give it with --password-file"
+
+
+def _locked_report(name: str, why: str, timing: ValidationTimingInfo, mode: str) -> DocumentReport:
+    """An encrypted PDF we cannot open: nothing is proven either way, so INDETERMINATE."""
+    return DocumentReport(
+        file=name,
+        indication=Indication.INDETERMINATE,
+        subindication="GENERIC",
+        explanation=Text(
+            f"PDF файл нууцлагдсан тул гарын үсгийг шалгаж чадсангүй ({why})",
+            f"The PDF is encrypted, so its signatures could not be checked ({why})",
+        ),
+        validation_time=timing.validation_time,
+        revocation_mode=mode,
+    )
 
 
 def _budget_hit(fetch: DocumentFetch | None, ind: Indication, sub: str | None) -> bool:
