@@ -52,6 +52,7 @@ from esign.pdfio import check_header, read_input
 
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
+from .hybrid import dangling_reads_as_null
 from .limits import (
     LimitExceeded,
     ReadingLimits,
@@ -222,6 +223,7 @@ class Verifier:
         limits = self.options.limits
         try:
             reader = open_pdf(data, limits)
+            dangling_reads_as_null(reader)  # LibreOffice hybrid files (verify/hybrid.py)
             if reader.encrypted:
                 locked = _unlock(reader, self.options.password)
                 if locked is not None:
