@@ -2,7 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk default-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java
+APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk default-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java \
+  mupdf-tools qpdf libreoffice-writer-nogui
 
 .PHONY: demo test bench lint system-deps venv axe
 
@@ -14,7 +15,8 @@ $(BIN)/esign: pyproject.toml
 
 venv: $(BIN)/esign
 
-# Debian packages the tests use as independent judges (pdfsig, pdftotext, zbarimg) and SoftHSM2.
+# Debian packages the tests use as independent judges (pdfsig, pdftotext, zbarimg) and SoftHSM2;
+# mupdf-tools, qpdf and LibreOffice sign, encrypt and export files for the interop matrix.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
