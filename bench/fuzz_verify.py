@@ -9,11 +9,11 @@ limited to 2 GiB; a verdict naming that limit counts too) or an input taking mor
     .venv/bin/python bench/fuzz_verify.py --target seal -max_total_time=120
     .venv/bin/python bench/fuzz_verify.py --keep-going -max_total_time=600  # log, don't stop
 
-The seed corpus (the sample certificate as it is and with an xref stream, signed B-B, certified,
-twice-signed and B-LT copies, the fuzz regressions; the committed seal vectors) is written into
-``--work`` (default /tmp/esign-fuzz) with a test PKI on first use. Other arguments go to libFuzzer
-(``-timeout=10 -rss_limit_mb=2048`` are added unless given); files given are run once instead of
-fuzzing (a folder given becomes the corpus, and libFuzzer writes new inputs into it).
+The seed corpus (the sample certificate as it is, with an xref stream and encrypted, signed B-B,
+certified, twice-signed and B-LT copies, the fuzz regressions; the committed seal vectors) is
+written into ``--work`` (default /tmp/esign-fuzz) with a test PKI on first use. Other arguments
+go to libFuzzer (``-timeout=10 -rss_limit_mb=2048`` are added unless given); files given are
+run once instead of fuzzing (a folder given becomes the corpus; libFuzzer writes into it).
 With ``--keep-going`` an exception is logged once per class (type, innermost frame, innermost
 frame in esign/verify) into ``WORK/findings-TARGET/`` with the input and its traceback, and
 fuzzing goes on; timeouts and memory limits still stop libFuzzer, which then writes the input as
@@ -32,6 +32,7 @@ import resource
 import sys
 import traceback
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import atheris
@@ -47,6 +48,8 @@ PDF_SEEDS = (
     "xref-stream.pdf",
     "b-b.pdf",
     "xref-stream-b-b.pdf",
+    "encrypted.pdf",
+    "encrypted-b-b.pdf",
     "twice.pdf",
     "certified.pdf",
     "b-lt-ec.pdf",
@@ -58,6 +61,8 @@ SEAL_AT = datetime(2026, 12, 1, tzinfo=UTC)
 with atheris.instrument_imports(
     include=["verify", "esign", "pyhanko", "pyhanko_certvalidator", "asn1crypto", "cbor2"]
 ):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
     from esign import testpki
     from esign.errors import EsignError
     from verify import TrustConfig, Verifier, VerifyOptions
@@ -82,6 +87,8 @@ def _pki(work: Path) -> testpki.TestPki:
 
 def _pdf_seeds(work: Path, corpus: Path) -> None:
     """Real documents: the unsigned sample and signed variants (one per signature shape)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
     from esign.keysource import load_key
     from esign.pades import DocumentSigner, PadesLevel, SignOptions
     from esign.services import PkiServices
@@ -92,12 +99,17 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
         return
     pki = _pki(work)
     sample = (REPO / "samples" / "certificate.pdf").read_bytes()
-    seeds = {"sample.pdf": sample, "xref-stream.pdf": _with_xref_stream(sample)}
+    seeds = {"sample.pdf": sample, "xref-stream.pdf": _rewritten(sample, encrypt=False)}
     p12 = str(pki.p12("mn-rsa", "seal"))
     with load_key(p12, password=b"esign-test") as key:
         plain = DocumentSigner(key, SignOptions(check_certificate=False))
         seeds["b-b.pdf"] = plain.sign_bytes(sample)
         seeds["xref-stream-b-b.pdf"] = plain.sign_bytes(seeds["xref-stream.pdf"])
+        seeds["encrypted.pdf"] = _rewritten(sample, encrypt=True)
+        # sign_bytes refuses encrypted input; the verifier opens it (empty user password).
+        update = IncrementalPdfFileWriter(BytesIO(seeds["encrypted.pdf"]))
+        update.encrypt("")
+        seeds["encrypted-b-b.pdf"] = plain._sign_writer(update, "encrypted.pdf")
         seeds["twice.pdf"] = plain.sign_bytes(seeds["b-b.pdf"])
         certify = SignOptions(certify=True, check_certificate=False)
         seeds["certified.pdf"] = DocumentSigner(key, certify).sign_bytes(sample)
@@ -116,15 +128,15 @@ def _pdf_seeds(work: Path, corpus: Path) -> None:
         (corpus / f"regression-{found.name}").write_bytes(found.read_bytes())
 
 
-def _with_xref_stream(pdf: bytes) -> bytes:
-    """The same document written with a cross-reference stream (the sample has an xref table)."""
-    from io import BytesIO
-
-    from pyhanko.pdf_utils.reader import PdfFileReader
+def _rewritten(pdf: bytes, encrypt: bool) -> bytes:
+    """The same document written with a cross-reference stream (the sample has an xref table),
+    optionally AES-256 encrypted with an empty user password."""
     from pyhanko.pdf_utils.writer import copy_into_new_writer
 
     writer = copy_into_new_writer(PdfFileReader(BytesIO(pdf)))
     writer.stream_xrefs = True
+    if encrypt:
+        writer.encrypt("fuzz-owner", "")
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
