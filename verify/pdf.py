@@ -59,6 +59,7 @@ from .limits import (
     decode_limit,
     embedded_signatures,
     memory_limit,
+from .diffpolicy import ESIGN_DIFF_POLICY
     open_pdf,
 )
 from .policy import StateCryptoPolicy
@@ -333,7 +334,9 @@ class Verifier:
             revocation_mode="soft-fail",
             algorithm_usage_policy=self._crypto,
         )
-        status = await async_validate_pdf_timestamp(sig, validation_context=vc)
+        status = await async_validate_pdf_timestamp(
+            sig, validation_context=vc, diff_policy=self._spec.diff_policy
+        )
         post = _modification_problem(status.coverage, status.diff_result, status.docmdp_ok, None)
         if not status.intact:
             sub, ind = "HASH_FAILURE", Indication.TOTAL_FAILED
@@ -395,7 +398,9 @@ class Verifier:
                 integrity.get("diff_result"),
                 integrity.get("docmdp_ok"),
                 docmdp,
-            )
+            ),
+            # pyHanko's rules plus the changes the standards allow (verify/diffpolicy.py)
+            diff_policy=ESIGN_DIFF_POLICY,
             if problem is not None:
                 ind, sub, text = Indication.TOTAL_FAILED, "FORMAT_FAILURE", reason(problem)
                 if isinstance(integrity.get("diff_result"), Exception):

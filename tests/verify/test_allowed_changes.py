@@ -1,0 +1,397 @@
+"""Changes made after signing that the standards allow (issue 8, classes 1 and 5), each beside a
+neighbour that is not allowed.
+
+Every file is signed with the test PKI and changed with pyHanko's incremental writer (or, for free
+entries, a hand-appended xref section, as Acrobat writes them). Allowed: LTV data added to an
+existing /DSS /VRI entry, /Type /VRI, free entries that cannot change the document, a page's
+/Resources replaced by an identical copy, form filling under DocMDP P=2 and P=3, a list box's /I.
+Each must be TOTAL-PASSED; each neighbour, which removes or changes something a signed page or its
+validation data relied on, must not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+
+from esign import testpki
+from esign.pades import PadesLevel
+from esign.services import PkiServices
+from tests.helpers import REPO, run_esign
+from tests.verify.corpus import Forge, _page, _with_text_field, update
+from verify import TrustConfig, Verifier, VerifyOptions
+from verify.report import DocumentReport, Indication
+
+PASSED = Indication.TOTAL_PASSED
+
+
+@pytest.fixture(scope="module")
+def forge(
+    pki: testpki.TestPki, services: PkiServices, tmp_path_factory: pytest.TempPathFactory
+) -> Forge:
+    sample = (REPO / "samples" / "certificate.pdf").read_bytes()
+    return Forge(pki, services, sample, tmp_path_factory.mktemp("allowed"))
+
+
+@pytest.fixture(scope="module")
+def verifier(pki: testpki.TestPki) -> Verifier:
+    trust = TrustConfig.from_paths([pki.trust_dir], intermediates=[pki.intermediates_dir])
+    return Verifier(trust, VerifyOptions(online=True))
+
+
+@pytest.fixture(scope="module")
+def signed_lt(forge: Forge) -> bytes:
+    """B-LTA: the document timestamp covers the VRI entry, so later updates are judged against it
+    (changes to LTV data that no signature or timestamp covers are not judged at all)."""
+    return forge.sign(forge.sample, level=PadesLevel.B_LTA, field_name="Seal")
+
+
+def _show(report: DocumentReport) -> str:
+    lines = [f"{report.indication.value} {report.subindication}"]
+    for s in report.signatures:
+        lines.append(f"  {s.field_name}: {s.indication.value} {s.subindication} {s.details}")
+    return "\n".join(lines)
+
+
+def assert_passed(verifier: Verifier, data: bytes) -> DocumentReport:
+    report = verifier.verify_bytes(data)
+    assert report.indication is PASSED, _show(report)
+    assert report.signatures and all(s.indication is PASSED for s in report.signatures)
+    return report
+
+
+def assert_not_passed(verifier: Verifier, data: bytes) -> DocumentReport:
+    report = verifier.verify_bytes(data)
+    assert report.indication is not PASSED, _show(report)
+    return report
+
+
+# --- class 1: LTV updates to an existing VRI entry ------------------------------------------------
+
+
+def _vri(w: IncrementalPdfFileWriter) -> tuple[generic.DictionaryObject, list[str]]:
+    dss = w.root["/DSS"]
+    w.mark_update(w.root.raw_get("/DSS"))
+    vri = dss["/VRI"]
+    if isinstance(dss.raw_get("/VRI"), generic.IndirectObject):
+        w.mark_update(dss.raw_get("/VRI"))
+    return vri, [k for k in vri if k != "/Type"]
+
+
+def _add_cert_to_dss(w: IncrementalPdfFileWriter, der: bytes) -> generic.IndirectObject:
+    ref = w.add_object(generic.StreamObject(stream_data=der))
+    dss = w.root["/DSS"]
+    certs = dss["/Certs"]
+    dss["/Certs"] = generic.ArrayObject([*(certs.raw_get(i) for i in range(len(certs))), ref])
+    return ref
+
+
+def _extend_vri(
+    forge: Forge, key_index: int = 0, in_place: bool = False, type_vri: bool = False
+) -> Callable[[IncrementalPdfFileWriter], None]:
+    """Add a certificate to an existing VRI entry (new object, or the old one rewritten)."""
+
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        vri, keys = _vri(w)
+        key = sorted(keys)[key_index]
+        entry_ref = vri.raw_get(key)
+        entry = entry_ref.get_object()
+        cert = _add_cert_to_dss(w, forge.key("official").signing_cert.dump())
+        old = entry["/Cert"]
+        grown = generic.ArrayObject([*(old.raw_get(i) for i in range(len(old))), cert])
+        if in_place:
+            entry["/Cert"] = grown
+            w.mark_update(entry_ref)
+        else:
+            copy = generic.DictionaryObject({k: entry.raw_get(k) for k in entry})
+            copy["/Cert"] = grown
+            vri[key] = w.add_object(copy)
+        if type_vri:
+            vri["/Type"] = pdf_name("/VRI")
+
+    return edit
+
+
+def _replace_vri(forge: Forge) -> Callable[[IncrementalPdfFileWriter], None]:
+    """Not allowed: the VRI entry's revocation data is dropped and its certificates replaced."""
+
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        vri, keys = _vri(w)
+        cert = _add_cert_to_dss(w, forge.key("official").signing_cert.dump())
+        vri[keys[0]] = w.add_object(
+            generic.DictionaryObject(
+                {"/Type": pdf_name("/VRI"), "/Cert": generic.ArrayObject([cert])}
+            )
+        )
+
+    return edit
+
+
+def test_vri_entry_extended(verifier: Verifier, forge: Forge, signed_lt: bytes) -> None:
+    assert b"/VRI" in signed_lt
+    assert_passed(verifier, update(signed_lt, _extend_vri(forge)))
+
+
+def test_vri_entry_extended_in_place_with_type_vri(
+    verifier: Verifier, forge: Forge, signed_lt: bytes
+) -> None:
+    assert_passed(verifier, update(signed_lt, _extend_vri(forge, in_place=True, type_vri=True)))
+
+
+def test_vri_entry_replaced_fails(verifier: Verifier, forge: Forge, signed_lt: bytes) -> None:
+    report = assert_not_passed(verifier, update(signed_lt, _replace_vri(forge)))
+    assert report.indication is Indication.TOTAL_FAILED
+
+
+def test_vri_junk_key_fails(verifier: Verifier, signed_lt: bytes) -> None:
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        vri, _ = _vri(w)
+        vri["/NotAHash"] = generic.DictionaryObject()
+
+    assert_not_passed(verifier, update(signed_lt, edit))
+
+
+def test_two_signers_second_ltv_extends_first_vri(verifier: Verifier, forge: Forge) -> None:
+    """Seal signs with LTV data; Official countersigns at B-LT; Official's LTV update then adds its
+    chain to Seal's VRI entry and types the VRI dictionary /Type /VRI."""
+    first = forge.sign(forge.sample, level=PadesLevel.B_LT, field_name="Seal")
+    second = forge.sign(first, label="official", level=PadesLevel.B_LT, field_name="Official")
+    seal_key = "/" + _vri_key(first)
+
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        _, keys = _vri(w)
+        assert seal_key in keys and len(keys) == 2
+        _extend_vri(forge, key_index=sorted(keys).index(seal_key), type_vri=True)(w)
+
+    final = update(second, edit)
+    report = assert_passed(verifier, final)
+    assert [s.field_name for s in report.signatures] == ["Seal", "Official"]
+
+
+def _vri_key(data: bytes) -> str:
+    """The VRI key of the last signature in ``data``: SHA-1 of its /Contents, upper-case hex."""
+    sig = PdfFileReader(BytesIO(data)).embedded_signatures[-1]
+    return hashlib.sha1(sig.pkcs7_content).hexdigest().upper()
+
+
+# --- class 5: free entries ---------------------------------------------------------------------
+
+
+def append_free(data: bytes, entries: list[tuple[int, int]], size: int | None = None) -> bytes:
+    """Append an update whose xref section only frees ``(number, next generation)`` entries."""
+    reader = PdfFileReader(BytesIO(data))
+    prev = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    old_size = int(reader.trailer["/Size"])
+    root = reader.trailer.raw_get("/Root")
+    ids = reader.trailer.raw_get("/ID")
+    sections = b"".join(b"%d 1\n%010d %05d f \n" % (n, 0, g) for n, g in sorted(entries))
+    start = len(data)
+    id_part = b""
+    if ids is not None:
+        id_part = b"/ID [<%s> <%s>] " % (
+            ids[0].original_bytes.hex().encode(),
+            ids[1].original_bytes.hex().encode(),
+        )
+    trailer = b"trailer\n<< /Size %d /Root %d %d R /Prev %d %s>>\n" % (
+        size or old_size,
+        root.idnum,
+        root.generation,
+        prev,
+        id_part,
+    )
+    return data + b"xref\n" + sections + trailer + b"startxref\n%d\n%%%%EOF\n" % start
+
+
+def _size(data: bytes) -> int:
+    return int(PdfFileReader(BytesIO(data)).trailer["/Size"])
+
+
+def test_free_object_zero_65535(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(forge.sample)
+    assert_passed(verifier, append_free(signed, [(0, 65535)]))
+
+
+def test_free_unused_numbers_65535_65534(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(forge.sample)
+    n = _size(signed)
+    assert_passed(verifier, append_free(signed, [(0, 65535), (n, 65535), (n + 1, 65534)], n + 2))
+
+
+def test_free_object_added_after_signing(
+    verifier: Verifier, forge: Forge, signed_lt: bytes
+) -> None:
+    """An LTV update adds an object nothing uses; a later update frees it (65535)."""
+    grown = update(signed_lt, lambda w: w.add_object(generic.DictionaryObject()))
+    orphan = _size(grown) - 1
+    assert _size(grown) > _size(signed_lt)
+    assert_passed(verifier, append_free(grown, [(0, 65535), (orphan, 65535)]))
+
+
+def test_free_page_content_fails(verifier: Verifier, forge: Forge) -> None:
+    """Not allowed: freeing the page's content stream (viewers read it as null: a blank page)."""
+    signed = forge.sign(forge.sample)
+    content = PdfFileReader(BytesIO(signed)).root["/Pages"]["/Kids"][0].raw_get("/Contents")
+    for gen in (65535, 1):
+        report = assert_not_passed(verifier, append_free(signed, [(content.idnum, gen)]))
+        assert report.indication is Indication.TOTAL_FAILED
+
+
+# --- class 5: /Resources replaced by an identical copy -------------------------------------------
+
+
+def _copy_resources(change_font: bool) -> Callable[[IncrementalPdfFileWriter], None]:
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        page_ref, page = _page(w)
+        res = page["/Resources"]
+        copy = generic.DictionaryObject({k: res.raw_get(k) for k in res})
+        fonts = res["/Font"]
+        font_copy = generic.DictionaryObject()
+        for name in fonts:
+            font = fonts[name]
+            new_font = generic.DictionaryObject({k: font.raw_get(k) for k in font})
+            if change_font:
+                new_font["/BaseFont"] = pdf_name("/Courier")
+                new_font.pop("/FontDescriptor", None)
+                new_font["/Subtype"] = pdf_name("/Type1")
+            font_copy[name] = w.add_object(new_font)
+        copy["/Font"] = font_copy
+        page["/Resources"] = w.add_object(copy)
+        w.mark_update(page_ref)
+
+    return edit
+
+
+def test_resources_identical_copy(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(forge.sample)
+    assert_passed(verifier, update(signed, _copy_resources(change_font=False)))
+
+
+def test_resources_changed_copy_fails(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(forge.sample)
+    report = assert_not_passed(verifier, update(signed, _copy_resources(change_font=True)))
+    assert report.indication is Indication.TOTAL_FAILED
+
+
+# --- class 5: form filling --------------------------------------------------------------------
+
+
+def _certify(forge: Forge, data: bytes, perm: fields.MDPPerm) -> bytes:
+    key = forge.key()
+    meta = signers.PdfSignatureMetadata(
+        field_name="Certification", certify=True, docmdp_permissions=perm
+    )
+    out = BytesIO()
+    signers.PdfSigner(meta, signer=key.signer).sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(data)), output=out
+    )
+    return out.getvalue()
+
+
+def _fill_text(value: str) -> Callable[[IncrementalPdfFileWriter], None]:
+    def fill(w: IncrementalPdfFileWriter) -> None:
+        arr = w.root["/AcroForm"]["/Fields"]
+        ref = next(arr.raw_get(i) for i in range(len(arr)) if arr[i].get("/FT") == "/Tx")
+        ref.get_object()["/V"] = pdf_string(value)
+        w.mark_update(ref)
+
+    return fill
+
+
+@pytest.mark.parametrize("perm", [fields.MDPPerm.FILL_FORMS, fields.MDPPerm.ANNOTATE])
+def test_form_filled_under_docmdp(verifier: Verifier, forge: Forge, perm: fields.MDPPerm) -> None:
+    signed = _certify(forge, _with_text_field(forge.sample), perm)
+    report = assert_passed(verifier, update(signed, _fill_text("B-9999")))
+    assert report.signatures[0].kind == "certification"
+
+
+def test_form_field_moved_under_docmdp_fails(verifier: Verifier, forge: Forge) -> None:
+    signed = _certify(forge, _with_text_field(forge.sample), fields.MDPPerm.FILL_FORMS)
+
+    def move(w: IncrementalPdfFileWriter) -> None:
+        arr = w.root["/AcroForm"]["/Fields"]
+        ref = next(arr.raw_get(i) for i in range(len(arr)) if arr[i].get("/FT") == "/Tx")
+        ref.get_object()["/Rect"] = generic.ArrayObject(
+            generic.NumberObject(v) for v in (90, 705, 510, 735)
+        )
+        w.mark_update(ref)
+
+    assert_not_passed(verifier, update(signed, move))
+
+
+def _with_list_box(data: bytes) -> bytes:
+    def add(w: IncrementalPdfFileWriter) -> None:
+        page_ref, page = _page(w)
+        opts = generic.ArrayObject(pdf_string(s) for s in ("Ulaanbaatar", "Darkhan", "Erdenet"))
+        field = w.add_object(
+            generic.DictionaryObject(
+                {
+                    "/FT": pdf_name("/Ch"),
+                    "/T": pdf_string("City"),
+                    "/Opt": opts,
+                    "/V": pdf_string("Ulaanbaatar"),
+                    "/I": generic.ArrayObject([generic.NumberObject(0)]),
+                    "/Type": pdf_name("/Annot"),
+                    "/Subtype": pdf_name("/Widget"),
+                    "/Rect": generic.ArrayObject(
+                        generic.NumberObject(v) for v in (400, 40, 560, 90)
+                    ),
+                    "/F": generic.NumberObject(4),
+                    "/P": page_ref,
+                    "/DA": pdf_string("/Helv 10 Tf 0 g"),
+                }
+            )
+        )
+        w.root["/AcroForm"] = generic.DictionaryObject(
+            {"/Fields": generic.ArrayObject([field]), "/DA": pdf_string("/Helv 10 Tf 0 g")}
+        )
+        w.update_root()
+        page["/Annots"] = generic.ArrayObject([field])
+        w.mark_update(page_ref)
+
+    return update(data, add)
+
+
+def _choose(index: int, change_options: bool = False) -> Callable[[IncrementalPdfFileWriter], None]:
+    def fill(w: IncrementalPdfFileWriter) -> None:
+        ref = w.root["/AcroForm"]["/Fields"].raw_get(0)
+        field = ref.get_object()
+        field["/V"] = pdf_string(str(field["/Opt"][index]))
+        field["/I"] = generic.ArrayObject([generic.NumberObject(index)])
+        if change_options:
+            field["/Opt"] = generic.ArrayObject(pdf_string(s) for s in ("Darkhan", "Erdenet"))
+        w.mark_update(ref)
+
+    return fill
+
+
+def test_list_box_selection(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(_with_list_box(forge.sample))
+    assert_passed(verifier, update(signed, _choose(2)))
+
+
+def test_list_box_options_changed_fails(verifier: Verifier, forge: Forge) -> None:
+    signed = forge.sign(_with_list_box(forge.sample))
+    assert_not_passed(verifier, update(signed, _choose(1, change_options=True)))
+
+
+# --- the CLI on one allowed case -------------------------------------------------------------
+
+
+def test_cli_passes_extended_vri(
+    pki: testpki.TestPki, forge: Forge, signed_lt: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "vri-extended.pdf"
+    path.write_bytes(update(signed_lt, _extend_vri(forge, type_vri=True)))
+    r = run_esign("verify", str(path), "--trust", str(pki.trust_dir), "--offline", "--lang", "en")
+    assert r.code == 0, r.out + r.err
+    assert "TOTAL-PASSED" in r.out

@@ -1,0 +1,335 @@
+"""The difference-analysis policy the verifier judges later revisions by: pyHanko's standard rules,
+widened only where the standards allow a change that pyHanko's defaults call suspicious.
+
+Each widening keeps what a signed page shows fixed:
+- LTV updates may add certificates, OCSP responses and CRLs to an existing /DSS /VRI entry, and the
+  /VRI dictionary may carry /Type /VRI (Adobe, iText and multi-signer LTV do this); what an entry
+  held at signing time must still be there (PAdES, ETSI EN 319 142-1 5.4).
+- an object may be freed (e.g. "65535 f") when the signed revision had no live object with that
+  number, or when nothing in the new revision refers to it any more;
+- an object rewritten with the same content after dereferencing (a page whose /Resources became an
+  identical new object) is no change;
+- form filling may set a list box's selected indices (/I, ISO 32000-2 12.7.5.4) with its value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from pyhanko.pdf_utils import generic, misc
+from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
+from pyhanko.sign.diff_analysis import (
+    CatalogModificationRule,
+    DocInfoRule,
+    FormUpdatingRule,
+    GenericFieldModificationRule,
+    MetadataUpdateRule,
+    ModificationLevel,
+    ObjectStreamRule,
+    QualifiedWhitelistRule,
+    ReferenceUpdate,
+    SigFieldCreationRule,
+    SigFieldModificationRule,
+    StandardDiffPolicy,
+    SuspiciousModification,
+    WhitelistRule,
+    XrefStreamRule,
+)
+from pyhanko.sign.diff_analysis.commons import assert_not_stream, compare_key_refs
+from pyhanko.sign.diff_analysis.constants import VALUE_UPDATE_KEYS
+from pyhanko.sign.diff_analysis.rules.form_field_rules import _validate_dss_substructure
+from pyhanko.sign.diff_analysis.rules_api import Context
+
+__all__ = ["ESIGN_DIFF_POLICY", "AdditiveDSSRule", "HarmlessFreeRule", "IdenticalCopyRule"]
+
+_VRI_KEY = re.compile(r"/[A-Fa-f0-9]{40}")
+_DSS_STREAM_KEYS = frozenset({"/Certs", "/CRLs", "/OCSPs"})
+_DSS_KEYS = frozenset({"/Type", "/VRI"}) | _DSS_STREAM_KEYS
+_VRI_STREAM_KEYS = frozenset({"/Cert", "/CRL", "/OCSP"})
+_VRI_ENTRY_KEYS = frozenset({"/Type", "/TU", "/TS"}) | _VRI_STREAM_KEYS
+
+# An identical-copy comparison gives up (judges "different") past this many objects: a copy of a
+# page's resources is small; a huge graph is not worth the time and is not trusted blindly.
+_COMPARE_BUDGET = 20_000
+
+
+def _deref(value: generic.PdfObject) -> generic.PdfObject:
+    return value.get_object() if isinstance(value, generic.IndirectObject) else value
+
+
+def _stream_payloads(entry: generic.DictionaryObject, key: str) -> set[bytes]:
+    """The decoded contents of the DER streams listed under ``key`` (none if absent)."""
+    try:
+        arr = _deref(entry.raw_get(key))
+    except KeyError:
+        return set()
+    if not isinstance(arr, generic.ArrayObject):
+        raise SuspiciousModification(f"VRI {key} is not an array")
+    out = set()
+    for item in arr:
+        stream = _deref(item)
+        if not isinstance(stream, generic.StreamObject):
+            raise SuspiciousModification(f"VRI {key} holds something other than a stream")
+        out.add(stream.data)
+    return out
+
+
+class AdditiveDSSRule(WhitelistRule):
+    """pyHanko's DSSCompareRule, except that an existing VRI entry may gain data (never lose it)
+    and the /VRI dictionary may carry /Type /VRI."""
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver) -> Iterable[ReferenceUpdate]:
+        dss_context = Context.from_absolute(old, RawPdfPath("/Root", "/DSS"))
+        old_dss, new_dss = yield from misc.map_with_return(
+            compare_key_refs("/DSS", old, old.root, new.root),
+            ReferenceUpdate.curry_ref(context_checked=dss_context),
+        )
+        if new_dss is None:
+            return
+        if old_dss is None:
+            old_dss = generic.DictionaryObject()
+        if not isinstance(old_dss, generic.DictionaryObject):
+            raise misc.PdfReadError("/DSS is not a dictionary")
+        if not isinstance(new_dss, generic.DictionaryObject):
+            raise SuspiciousModification("/DSS is not a dictionary")
+        unexpected = set(new_dss.keys()) - _DSS_KEYS
+        if unexpected:
+            raise SuspiciousModification(f"Unexpected keys in DSS: {unexpected}.")
+        yield from _validate_dss_substructure(
+            old, new, old_dss, new_dss, _DSS_STREAM_KEYS, is_vri=False, context=dss_context
+        )
+        old_vri, new_vri = yield from misc.map_with_return(
+            compare_key_refs("/VRI", old, old_dss, new_dss),
+            ReferenceUpdate.curry_ref(
+                context_checked=Context.from_absolute(old, RawPdfPath("/Root", "/DSS", "/VRI"))
+            ),
+        )
+        if new_vri is None:
+            return
+        if not isinstance(new_vri, generic.DictionaryObject):
+            raise SuspiciousModification("/VRI is not a dictionary")
+        if old_vri is None:
+            old_vri = generic.DictionaryObject()
+        elif not isinstance(old_vri, generic.DictionaryObject):
+            raise misc.PdfReadError("/VRI is not a dictionary")
+        yield from _check_vri(old, new, old_vri, new_vri)
+
+
+def _check_vri(
+    old: HistoricalResolver,
+    new: HistoricalResolver,
+    old_vri: generic.DictionaryObject,
+    new_vri: generic.DictionaryObject,
+) -> Iterator[ReferenceUpdate]:
+    for key in list(old_vri):
+        if key not in new_vri:
+            raise SuspiciousModification(f"VRI key {key} was deleted.")
+    for key in list(new_vri):
+        new_raw = new_vri.raw_get(key)
+        if key == "/Type":
+            if new_raw != "/VRI":
+                raise SuspiciousModification("/Type of the /VRI dictionary is not /VRI")
+            continue
+        if not _VRI_KEY.fullmatch(key):
+            raise SuspiciousModification(f"VRI key {key} is not formatted correctly.")
+        context = Context.from_absolute(old, RawPdfPath("/Root", "/DSS", "/VRI", key))
+        old_raw = old_vri.raw_get(key) if key in old_vri else None
+        if isinstance(new_raw, generic.IndirectObject):
+            ref = new_raw.reference
+            same = isinstance(old_raw, generic.IndirectObject) and old_raw.reference == ref
+            if same:
+                # the entry's object itself may have been rewritten in this revision
+                yield ReferenceUpdate(ref, context_checked=context)
+            elif old.is_ref_unassignable(ref):
+                yield ReferenceUpdate(ref)
+            else:
+                raise SuspiciousModification(f"VRI key {key}: update clobbers or reuses {ref}.")
+        old_entry = _deref(old_raw) if old_raw is not None else generic.DictionaryObject()
+        new_entry = _deref(new_raw)
+        assert_not_stream(new_entry)
+        if not isinstance(new_entry, generic.DictionaryObject) or not isinstance(
+            old_entry, generic.DictionaryObject
+        ):
+            raise SuspiciousModification("VRI entries should be dictionaries")
+        unexpected = set(new_entry.keys()) - _VRI_ENTRY_KEYS
+        if unexpected:
+            raise SuspiciousModification(f"Unexpected keys in VRI dictionary: {unexpected}.")
+        _check_additive(key, old_entry, new_entry)
+        yield from _validate_dss_substructure(
+            old, new, old_entry, new_entry, _VRI_STREAM_KEYS, is_vri=True, context=context
+        )
+        try:
+            ts_ref = new_entry.get_value_as_reference("/TS", optional=True)
+        except misc.IndirectObjectExpected:
+            ts_ref = None
+        if ts_ref is not None and old.is_ref_unassignable(ts_ref):
+            yield ReferenceUpdate(ts_ref)
+
+
+def _check_additive(
+    key: str, old_entry: generic.DictionaryObject, new_entry: generic.DictionaryObject
+) -> None:
+    """What a VRI entry held before must still be there: data may be added, never removed."""
+    for sub in _VRI_STREAM_KEYS:
+        lost = _stream_payloads(old_entry, sub) - _stream_payloads(new_entry, sub)
+        if lost:
+            raise SuspiciousModification(f"VRI key {key} was modified: {sub} entries removed.")
+    if "/TS" in old_entry:
+        old_ts = _deref(old_entry.raw_get("/TS"))
+        new_ts = _deref(new_entry.raw_get("/TS")) if "/TS" in new_entry else None
+        if not (
+            isinstance(old_ts, generic.StreamObject)
+            and isinstance(new_ts, generic.StreamObject)
+            and old_ts.data == new_ts.data
+        ):
+            raise SuspiciousModification(f"VRI key {key} was modified: /TS replaced.")
+
+
+def _live_in(old: HistoricalResolver, idnum: int) -> bool:
+    """Whether the revision ``old`` has an in-use object with number ``idnum``."""
+    xrefs = old.reader.xrefs
+    for rev in range(old.revision, -1, -1):
+        data = xrefs.get_xref_data(rev)
+        sections = [data] + ([data.hybrid.xref_data] if data.hybrid is not None else [])
+        for section in sections:
+            if idnum in section.standard_xrefs or idnum in section.xrefs_in_objstm:
+                return True
+            if idnum in section.freed:
+                return False
+    return False
+
+
+class HarmlessFreeRule(QualifiedWhitelistRule):
+    """Free entries (Acrobat writes "65535 f") that cannot change what the document shows: the
+    number was not in use when signed, or nothing in the new revision refers to it any more (what
+    referred to it changed, and that change is judged by the other rules). Any other freeing fails,
+    as with pyHanko's default: viewers read a freed number as null."""
+
+    def apply_qualified(
+        self, old: HistoricalResolver, new: HistoricalResolver
+    ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
+        freed = new.refs_freed_in_revision()
+        if not freed:
+            return
+        reachable: set[int] | None = None
+        for ref in freed:
+            if _live_in(old, ref.idnum):
+                if reachable is None:
+                    deps = new.collect_dependencies(new.trailer_view)
+                    reachable = {r.idnum for r in deps}
+                if ref.idnum in reachable:
+                    raise SuspiciousModification(
+                        f"Object {ref.idnum}, in use when signed and still referred to, was freed."
+                    )
+            yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref)
+
+
+class _Budget:
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+
+def _same(
+    a: generic.PdfObject,
+    b: generic.PdfObject,
+    old: HistoricalResolver,
+    new: HistoricalResolver,
+    seen: set[tuple[tuple[int, int], tuple[int, int]]],
+    fresh: set[generic.Reference],
+    budget: _Budget,
+) -> bool:
+    """Whether ``a`` (read in ``old``) and ``b`` (read in ``new``) are the same content once
+    indirect references are followed. A reference kept as is counts as the same: a rewrite of
+    that object is its own change, judged on its own."""
+    budget.left -= 1
+    if budget.left < 0:
+        return False
+    if isinstance(a, generic.IndirectObject) and isinstance(b, generic.IndirectObject):
+        ka, kb = (a.idnum, a.generation), (b.idnum, b.generation)
+        if ka == kb:
+            return True
+        if (ka, kb) in seen:
+            return True
+        seen.add((ka, kb))
+        if old.is_ref_unassignable(b.reference):
+            fresh.add(b.reference)
+        return _same(old(a.reference), new(b.reference), old, new, seen, fresh, budget)
+    if isinstance(a, generic.IndirectObject):
+        return _same(old(a.reference), b, old, new, seen, fresh, budget)
+    if isinstance(b, generic.IndirectObject):
+        if old.is_ref_unassignable(b.reference):
+            fresh.add(b.reference)
+        return _same(a, new(b.reference), old, new, seen, fresh, budget)
+    if isinstance(a, generic.DictionaryObject):
+        if not isinstance(b, generic.DictionaryObject) or set(a.keys()) != set(b.keys()):
+            return False
+        if isinstance(a, generic.StreamObject) != isinstance(b, generic.StreamObject):
+            return False
+        if (
+            isinstance(a, generic.StreamObject)
+            and isinstance(b, generic.StreamObject)
+            and a.encoded_data != b.encoded_data
+        ):
+            return False
+        return all(_same(a.raw_get(k), b.raw_get(k), old, new, seen, fresh, budget) for k in a)
+    if isinstance(a, generic.ArrayObject):
+        return (
+            isinstance(b, generic.ArrayObject)
+            and len(a) == len(b)
+            and all(_same(x, y, old, new, seen, fresh, budget) for x, y in zip(a, b, strict=True))
+        )
+    strings = (generic.TextStringObject, generic.ByteStringObject)
+    if isinstance(a, strings):
+        return isinstance(b, strings) and a.original_bytes == b.original_bytes
+    return type(a) is type(b) and a == b
+
+
+class IdenticalCopyRule(QualifiedWhitelistRule):
+    """An object rewritten with the same content once references are followed (e.g. a page whose
+    /Resources were replaced by an identical new object): approved with the new copies it uses."""
+
+    def apply_qualified(
+        self, old: HistoricalResolver, new: HistoricalResolver
+    ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
+        xrefs = old.reader.xrefs
+        budget = _Budget(_COMPARE_BUDGET)
+        for ref in new.explicit_refs_in_revision():
+            if old.is_ref_unassignable(ref) or xrefs.get_historical_ref(ref, old.revision) is None:
+                continue
+            fresh: set[generic.Reference] = set()
+            try:
+                same = _same(old(ref), new(ref), old, new, set(), fresh, budget)
+            except (misc.PdfError, RecursionError):
+                same = False
+            if not same:
+                continue
+            yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref)
+            for copy in fresh:
+                yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(copy)
+
+
+_LTA = ModificationLevel.LTA_UPDATES
+
+ESIGN_DIFF_POLICY = StandardDiffPolicy(
+    global_rules=[
+        CatalogModificationRule(),
+        DocInfoRule().as_qualified(_LTA),
+        XrefStreamRule().as_qualified(_LTA),
+        ObjectStreamRule().as_qualified(_LTA),
+        AdditiveDSSRule().as_qualified(_LTA),
+        MetadataUpdateRule().as_qualified(_LTA),
+        HarmlessFreeRule(),
+        IdenticalCopyRule(),
+    ],
+    form_rule=FormUpdatingRule(
+        field_rules=[
+            SigFieldCreationRule(),
+            SigFieldModificationRule(),
+            GenericFieldModificationRule(value_update_keys=VALUE_UPDATE_KEYS | {"/I"}),
+        ],
+    ),
+    # freeing is judged by HarmlessFreeRule instead of being refused outright
+    reject_object_freeing=False,
+)
+"""pyHanko's DEFAULT_DIFF_POLICY with the widenings above (same rules, same order otherwise)."""
