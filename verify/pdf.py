@@ -50,6 +50,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
+from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
 from .hybrid import dangling_reads_as_null
@@ -59,7 +60,6 @@ from .limits import (
     decode_limit,
     embedded_signatures,
     memory_limit,
-from .diffpolicy import ESIGN_DIFF_POLICY
     open_pdf,
 )
 from .policy import StateCryptoPolicy
