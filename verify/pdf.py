@@ -166,7 +166,9 @@ class Verifier:
                 ),
                 signature_algorithm_policy=CMSAlgorithmUsagePolicy.lift_policy(self._crypto),
                 local_knowledge=LocalKnowledge(known_certs=list(trust.intermediates)),
-            )
+            ),
+            # pyHanko's rules plus the changes the standards allow (verify/diffpolicy.py)
+            diff_policy=ESIGN_DIFF_POLICY,
         )
 
     def _document_fetch(self) -> DocumentFetch | None:
@@ -398,9 +400,7 @@ class Verifier:
                 integrity.get("diff_result"),
                 integrity.get("docmdp_ok"),
                 docmdp,
-            ),
-            # pyHanko's rules plus the changes the standards allow (verify/diffpolicy.py)
-            diff_policy=ESIGN_DIFF_POLICY,
+            )
             if problem is not None:
                 ind, sub, text = Indication.TOTAL_FAILED, "FORMAT_FAILURE", reason(problem)
                 if isinstance(integrity.get("diff_result"), Exception):
