@@ -255,7 +255,8 @@ def verify(
     """Verify the signatures of PDF files (or folders of them).
 
     Exit code: 0 all TOTAL-PASSED, 1 any TOTAL-FAILED, 2 any INDETERMINATE (none failed),
-    4 a file could not be read (and none failed).
+    4 a file could not be read (and none failed), 10 a PDF carries no signature (none failed,
+    all read).
     """
     from esign.keysource import read_secret
     from verify import TrustConfig, VerifyOptions
@@ -309,6 +310,8 @@ def verify(
         return 1
     if counts.get("ERROR"):
         return 4
+    if counts.get("NO-SIGNATURE"):
+        return 10
     if counts.get("INDETERMINATE"):
         return 2
     return 0

@@ -103,6 +103,25 @@ _TEXTS: dict[str, Text] = {
         "Баримтад гарын үсэг олдсонгүй.",
         "The document carries no signature.",
     ),
+    "NO_SIGNATURE": Text(
+        "Баримтад гарын үсэг байхгүй: шалгах зүйл алга. Энэ нь гарын үсэгтэй баримт биш.",
+        "The document carries no signature: there is nothing to validate. It is not a signed "
+        "document.",
+    ),
+    "ONLY_TIMESTAMPS": Text(
+        "Баримтад зөвхөн баримтын цагийн тэмдэг байна, гарын үсэг алга: хэн ч гарын үсэг зураагүй.",
+        "The document carries only document timestamps and no signature: nobody signed it.",
+    ),
+    "UNSUPPORTED_ALGORITHM": Text(
+        "Гарын үсэг esign-ийн дэмждэггүй алгоритм ашигласан тул баталж ч, үгүйсгэж ч чадсангүй.",
+        "The signature uses an algorithm esign does not support: it can be neither confirmed "
+        "nor refuted.",
+    ),
+    "UNSUPPORTED_FORMAT": Text(
+        "Гарын үсэг esign-ийн уншдаггүй хэлбэртэй тул баталж ч, үгүйсгэж ч чадсангүй.",
+        "The signature is in a format esign does not read: it can be neither confirmed nor "
+        "refuted.",
+    ),
     "GENERIC": Text(
         "Гарын үсгийг бүрэн шалгаж чадсангүй.",
         "The signature could not be fully validated.",

@@ -189,7 +189,7 @@ def install() -> None:
 
 
 @contextmanager
-def _structure_checks() -> Iterator[None]:
+def structure_checks() -> Iterator[None]:
     """pyHanko checks parts of a file's structure with bare ``assert`` (the catalogue and a
     signature value are dictionaries, an xref stream has /Type /XRef); while it reads, such an
     AssertionError is a malformed file, reported as pyHanko's ``PdfReadError``."""
@@ -207,7 +207,7 @@ def open_pdf(data: bytes, limits: ReadingLimits) -> PdfFileReader:
     Raises :class:`LimitExceeded`, or pyHanko's errors for a malformed file.
     """
     install()
-    with _reading(limits), _structure_checks():
+    with _reading(limits), structure_checks():
         try:
             reader = PdfFileReader(
                 BytesIO(data), strict=False, decode_limits=limits.decode_limits()
@@ -231,22 +231,28 @@ def decode_limit(error: PdfDecodeLimitError, limits: ReadingLimits) -> LimitExce
     )
 
 
-def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[EmbeddedPdfSignature]:
-    """The document's signatures, refused when there are too many or fields share one value.
+def signature_fields(
+    reader: PdfFileReader, limits: ReadingLimits
+) -> list[tuple[str, generic.DictionaryObject]]:
+    """The document's filled signature fields (name, field), refused when there are too many or
+    fields share one value.
 
     Counts the filled signature fields before pyHanko builds a signature object for each: 200
     fields pointing at one signature value would otherwise mean 200 validations (and fetches).
     Fields sharing one value are malformed (pyHanko's ``PdfReadError``), not a limit.
     """
     cap = limits.max_signatures
-    with _structure_checks():
+    with structure_checks():
         fields = list(itertools.islice(enumerate_sig_fields(reader, filled_status=True), cap + 1))
     if len(fields) > cap:
         raise LimitExceeded(f"the document has more than {cap} signature fields")
     seen: dict[tuple[int, int], str] = {}
+    found: list[tuple[str, generic.DictionaryObject]] = []
     for name, _value, field in fields:
         field = field.get_object()
-        ref = field.raw_get("/V") if isinstance(field, generic.DictionaryObject) else None
+        if not isinstance(field, generic.DictionaryObject):
+            raise PdfReadError(f"signature field {name} is not a dictionary")
+        ref = field.raw_get("/V")
         if isinstance(ref, generic.IndirectObject):
             key = (ref.idnum, ref.generation)
             if key in seen:
@@ -254,7 +260,15 @@ def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[Em
                     f"signature fields {seen[key]} and {name} share one signature value"
                 )
             seen[key] = str(name)
-    with _structure_checks():
+        found.append((str(name), field))
+    return found
+
+
+def embedded_signatures(reader: PdfFileReader, limits: ReadingLimits) -> list[EmbeddedPdfSignature]:
+    """pyHanko's signature objects for the fields :func:`signature_fields` admits (pyHanko skips
+    SubFilters it does not know and raises on the first unreadable CMS)."""
+    signature_fields(reader, limits)
+    with structure_checks():
         return list(reader.embedded_signatures)
 
 
@@ -336,5 +350,7 @@ __all__ = [
     "limit_report",
     "memory_limit",
     "open_pdf",
+    "signature_fields",
     "size_text",
+    "structure_checks",
 ]

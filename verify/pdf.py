@@ -6,8 +6,11 @@ after signing, and DocMDP permissions. A verdict is never TOTAL-PASSED unless ev
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import gc
+import hashlib
+import logging
 import re
 import zlib
 from collections.abc import Sequence
@@ -16,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import x509
+from asn1crypto import algos, x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESStatus, AdESSubIndic
@@ -43,6 +47,11 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.errors import (
+    InsufficientRevinfoError,
+    PathValidationError,
+    StaleRevinfoError,
+)
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
@@ -58,9 +67,10 @@ from .limits import (
     LimitExceeded,
     ReadingLimits,
     decode_limit,
-    embedded_signatures,
     memory_limit,
     open_pdf,
+    signature_fields,
+    structure_checks,
 )
 from .policy import StateCryptoPolicy
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text, worst
@@ -134,6 +144,169 @@ def _failed(
         indication=Indication.TOTAL_FAILED,
         subindication=sub,
         explanation=text or explain(sub, Indication.TOTAL_FAILED),
+        details=(detail,) if detail else (),
+    )
+
+
+_PATH_ERRORS: contextvars.ContextVar[list[PathValidationError] | None] = contextvars.ContextVar(
+    "esign_path_errors", default=None
+)
+
+
+class _PathErrorLog(logging.Handler):
+    """Keeps the path-validation errors pyHanko logs while it validates one signature.
+
+    pyHanko's AdES process maps them to a sub-indication and keeps only a log line: missing
+    revocation data would otherwise be CERTIFICATE_CHAIN_GENERAL_FAILURE without saying which
+    certificate lacks it, or why.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = _PATH_ERRORS.get()
+        error = record.exc_info[1] if record.exc_info else None
+        if found is not None and isinstance(error, PathValidationError) and len(found) < 8:
+            found.append(error)
+
+
+logging.getLogger("pyhanko.sign.validation.generic_cms").addHandler(_PathErrorLog())
+
+
+def _revinfo_why(
+    errors: Sequence[PathValidationError], known: Sequence[x509.Certificate], online: bool
+) -> list[str]:
+    """Which certificate lacks revocation data and why, in words, for each error pyHanko saw."""
+    why: list[str] = []
+    for error in errors:
+        if not isinstance(error, InsufficientRevinfoError | StaleRevinfoError):
+            continue
+        text = " ".join(error.failure_msg.split())
+        text = text.removeprefix("The path could not be validated because ")
+        cert = next(
+            (c for c in known if c.subject.human_friendly and c.subject.human_friendly in text),
+            None,
+        )
+        if isinstance(error, StaleRevinfoError):
+            why.append(
+                f"{text}: the revocation data found is outside its validity window for the "
+                "validation time"
+            )
+        elif cert is not None and not cert.ocsp_urls and not cert.crl_distribution_points:
+            why.append(f"{text}: the certificate names no OCSP responder or CRL distribution point")
+        elif not online:
+            why.append(f"{text}: none is embedded in the file, and fetching is off (offline)")
+        elif "failed:" in text or "not allowed" in text:
+            why.append(f"{text} (fetching refused or failed)")
+        else:
+            why.append(f"{text}: none is embedded in the file and none could be fetched")
+    return list(dict.fromkeys(why))
+
+
+_CMS_SUBFILTERS = {
+    "/adbe.pkcs7.detached",
+    "/ETSI.CAdES.detached",
+    "/ETSI.RFC3161",
+    "/adbe.pkcs7.sha1",
+    "/PBAD.PAdES",
+}
+"""SubFilters whose /Contents must be a CMS SignedData: unreadable, it is a malformed signature."""
+
+
+class _Rfc3161Timestamp(EmbeddedPdfSignature):
+    """A document timestamp whose dictionary says /Type /Sig or has no /Type.
+
+    The SubFilter /ETSI.RFC3161 says what /Contents is (a timestamp token over the byte range,
+    ISO 32000-2 12.8.5); pyHanko goes by /Type and would validate it as a CMS signature.
+    """
+
+    @property
+    def sig_object_type(self) -> generic.NameObject:
+        return generic.NameObject("/DocTimeStamp")
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A filled signature field pyHanko cannot build a signature object for: still reported."""
+
+    field: str
+    subfilter: str | None
+    error: str
+
+    def report(self) -> SignatureReport:
+        kind = "document-timestamp" if self.subfilter == "/ETSI.RFC3161" else "signature"
+        named = self.subfilter or "none"
+        if self.subfilter == "/adbe.x509.rsa_sha1":
+            return _indeterminate(
+                self.field,
+                kind,
+                "CRYPTO_CONSTRAINTS_FAILURE",
+                detail="SubFilter adbe.x509.rsa_sha1: a bare PKCS#1 signature over a SHA-1 "
+                "digest; SHA-1 is below the crypto policy (SHA-256 or better)",
+            )
+        if self.subfilter not in _CMS_SUBFILTERS:
+            return _indeterminate(
+                self.field,
+                kind,
+                "GENERIC",
+                reason("UNSUPPORTED_FORMAT"),
+                detail=f"SubFilter {named}: esign does not read this signature format "
+                f"({self.error})",
+            )
+        return _failed(
+            self.field,
+            kind,
+            "FORMAT_FAILURE",
+            detail=f"SubFilter {named}, but the signature value (/Contents) is not a readable "
+            f"CMS signature: {self.error}",
+        )
+
+
+def _collect(
+    reader: PdfFileReader, fields: Sequence[tuple[str, generic.DictionaryObject]]
+) -> tuple[list[EmbeddedPdfSignature], list[_Unreadable]]:
+    """A signature object for every filled signature field, each on its own: one unreadable
+    CMS does not hide the others, and SubFilters pyHanko skips (adbe.pkcs7.sha1, unknown ones)
+    are reported instead of dropped."""
+    sigs: list[EmbeddedPdfSignature] = []
+    unreadable: list[_Unreadable] = []
+    for name, field in fields:
+        subfilter: str | None = None
+        try:
+            with structure_checks():
+                value = field.raw_get("/V").get_object()
+                if isinstance(value, generic.DictionaryObject):
+                    found = value.get("/SubFilter")
+                    subfilter = str(found) if isinstance(found, generic.NameObject) else None
+                rfc3161 = (
+                    subfilter == "/ETSI.RFC3161"
+                    and isinstance(value, generic.DictionaryObject)
+                    and value.get("/Type") != "/DocTimeStamp"
+                )
+                cls = _Rfc3161Timestamp if rfc3161 else EmbeddedPdfSignature
+                sigs.append(cls(reader, field, name))
+        except PdfDecodeLimitError:
+            raise
+        except MALFORMED as e:
+            unreadable.append(_Unreadable(name, subfilter, _words(e)))
+    sigs.sort(key=lambda s: s.signed_revision)
+    # pyHanko's own list (which its LTA process reads) skips or raises on the same fields
+    reader._embedded_signatures = sigs  # type: ignore[assignment]
+    return sigs, unreadable
+
+
+def _words(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _indeterminate(
+    field: str, kind: str, sub: str, text: Text | None = None, detail: str | None = None
+) -> SignatureReport:
+    return SignatureReport(
+        field_name=field,
+        kind=kind,
+        indication=Indication.INDETERMINATE,
+        subindication=sub,
+        explanation=text or explain(sub, Indication.INDETERMINATE),
         details=(detail,) if detail else (),
     )
 
@@ -231,7 +404,8 @@ class Verifier:
                 locked = _unlock(reader, self.options.password)
                 if locked is not None:
                     return _locked_report(name, locked, timing, mode)
-            sigs = embedded_signatures(reader, limits)
+            fields = signature_fields(reader, limits)
+            sigs, unreadable = _collect(reader, fields)
         except LimitExceeded as e:
             return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", str(e)))
         except PdfDecodeLimitError as e:
@@ -244,6 +418,7 @@ class Verifier:
         fetch = self._document_fetch()
         try:
             reports = [await self._verify_one(sig, timing, reader, data, fetch) for sig in sigs]
+            reports += [u.report() for u in unreadable]
         except PdfDecodeLimitError as e:  # the budget is the document's, so is the verdict
             limit = str(decode_limit(e, limits))
             return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", limit))
@@ -269,17 +444,18 @@ class Verifier:
                 revocation_mode=mode,
             )
         signatures = [r for r in reports if r.kind != "document-timestamp"]
-        if not signatures:
+        overall = worst([r.indication for r in reports])
+        if not signatures and overall is not Indication.TOTAL_FAILED:
+            # Nothing signed: not a failed signature (nothing was forged), not an ETSI verdict.
             return DocumentReport(
                 file=name,
-                indication=Indication.TOTAL_FAILED,
-                subindication="SIGNED_DATA_NOT_FOUND",
-                explanation=reason("SIGNED_DATA_NOT_FOUND"),
+                indication=Indication.NO_SIGNATURE,
+                subindication=None,
+                explanation=reason("ONLY_TIMESTAMPS" if reports else "NO_SIGNATURE"),
                 signatures=tuple(reports),
                 validation_time=timing.validation_time,
                 revocation_mode=mode,
             )
-        overall = worst([r.indication for r in reports])
         culprit = next((r for r in reports if r.indication is overall), reports[0])
         return DocumentReport(
             file=name,
@@ -304,19 +480,61 @@ class Verifier:
         except MALFORMED:
             field = "?"
         try:
+            kind = "document-timestamp" if sig.sig_object_type == "/DocTimeStamp" else "signature"
             gap = _byte_range_gap_problem(sig, data)
             if gap is not None:
-                kind = (
-                    "document-timestamp" if sig.sig_object_type == "/DocTimeStamp" else "signature"
-                )
                 return _failed(field, kind, "FORMAT_FAILURE", reason("NOT_COVERED"), detail=gap)
+            _read_key_algorithm_as_signature(sig.signer_info)
+            unsupported = _algorithm_problem(sig.signer_info)
+            if unsupported is not None:
+                report = _indeterminate(
+                    field, kind, "GENERIC", reason("UNSUPPORTED_ALGORITHM"), detail=unsupported
+                )
+                signer = _signer(sig.signer_cert) if _has_signer_cert(sig) else None
+                return dataclasses.replace(report, signer=signer)
+            if sig.sig_object.get("/SubFilter") == "/adbe.pkcs7.sha1":
+                return self._verify_sha1(sig, field, data)
             if sig.sig_object_type == "/DocTimeStamp":
                 return await self._verify_doc_timestamp(sig, field, timing, fetch)
             return await self._verify_signature(sig, field, timing, reader, fetch)
         except PdfDecodeLimitError:
             raise  # a document-level limit, not this signature's fault
         except MALFORMED as e:
-            return _failed(field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {e}")
+            return _failed(
+                field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {_words(e)}"
+            )
+
+    def _verify_sha1(self, sig: EmbeddedPdfSignature, field: str, data: bytes) -> SignatureReport:
+        """adbe.pkcs7.sha1: the CMS signs a SHA-1 digest of the byte range, carried as its
+        content. A digest that does not match proves a change (HASH_FAILURE); a match proves
+        nothing SHA-1 cannot forge, so the verdict is INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE."""
+        first, len1, start2, len2 = (int(v) for v in sig.byte_range)
+        digest = hashlib.sha1(data[first : first + len1] + data[start2 : start2 + len2])
+        content = sig.signed_data["encap_content_info"]["content"]
+        carried = content.native if content.native is not None else b""
+        signer = _signer(sig.signer_cert) if _has_signer_cert(sig) else None
+        if carried != digest.digest():
+            report = _failed(
+                field,
+                "signature",
+                "HASH_FAILURE",
+                detail="SubFilter adbe.pkcs7.sha1: the SHA-1 digest the signature carries does "
+                "not match the signed bytes",
+            )
+        else:
+            report = _indeterminate(
+                field,
+                "signature",
+                "CRYPTO_CONSTRAINTS_FAILURE",
+                detail="SubFilter adbe.pkcs7.sha1: the document is signed through a SHA-1 "
+                "digest; SHA-1 is below the crypto policy (SHA-256 or better), so the signature "
+                "cannot confirm the document",
+            )
+        return dataclasses.replace(
+            report,
+            signer=signer,
+            claimed_signing_time=_self_reported_time(sig),
+        )
 
     async def _verify_doc_timestamp(
         self,
@@ -325,9 +543,14 @@ class Verifier:
         timing: ValidationTimingInfo,
         fetch: DocumentFetch | None = None,
     ) -> SignatureReport:
+        # the file's DSS may hold the TSA's CA certificate and revocation data (iText's LTV does)
+        dss = _dss_to_local_knowledge(sig.reader)
+        path_errors: list[PathValidationError] = []
         vc = ValidationContext(
             trust_roots=list(self.trust.anchors),
-            other_certs=list(self.trust.intermediates),
+            other_certs=[*self.trust.intermediates, *dss.known_certs],
+            ocsps=list(dss.known_ocsps),
+            crls=list(dss.known_crls),
             moment=timing.validation_time,
             # the document's fetcher, never a default one: it fetches no certificate (no AIA)
             # and OCSP/CRL only where the trust configuration allows
@@ -336,18 +559,34 @@ class Verifier:
             revocation_mode="soft-fail",
             algorithm_usage_policy=self._crypto,
         )
-        status = await async_validate_pdf_timestamp(
-            sig, validation_context=vc, diff_policy=self._spec.diff_policy
-        )
+        token = _PATH_ERRORS.set(path_errors)
+        try:
+            status = await async_validate_pdf_timestamp(
+                sig, validation_context=vc, diff_policy=self._spec.diff_policy
+            )
+        finally:
+            _PATH_ERRORS.reset(token)
         post = _modification_problem(status.coverage, status.diff_result, status.docmdp_ok, None)
+        details: list[str] = []
+        text: Text | None = None
         if not status.intact:
             sub, ind = "HASH_FAILURE", Indication.TOTAL_FAILED
+            details.append("the timestamp token's message imprint does not match the signed bytes")
         elif not status.valid:
             sub, ind = "SIG_CRYPTO_FAILURE", Indication.TOTAL_FAILED
+            details.append("the timestamp token's signature does not verify with the TSA's key")
         elif post is not None:
-            return _failed(field, "document-timestamp", "FORMAT_FAILURE", reason(post))
+            sub, ind, text = "FORMAT_FAILURE", Indication.TOTAL_FAILED, reason(post)
+            if isinstance(status.diff_result, Exception):
+                details.append(f"difference analysis: {_words(status.diff_result)}")
         elif not status.trusted:
             sub, ind = "NO_CERTIFICATE_CHAIN_FOUND", Indication.INDETERMINATE
+            tsa = status.signing_cert.subject.human_friendly
+            found = [_words(e) for e in path_errors]
+            details.append(
+                f"the timestamp authority's certificate ({tsa}) was not validated: "
+                + ("; ".join(found) if found else "no path to a configured trust anchor")
+            )
         else:
             sub, ind = None, Indication.TOTAL_PASSED
         return SignatureReport(
@@ -355,7 +594,8 @@ class Verifier:
             kind="document-timestamp",
             indication=ind,
             subindication=sub,
-            explanation=explain(sub, ind),
+            explanation=text or explain(sub, ind),
+            details=tuple(details),
             signer=_signer(status.signing_cert),
             timestamp_time=status.timestamp,
             coverage=status.coverage.name if status.coverage else None,
@@ -374,13 +614,21 @@ class Verifier:
         kind = "certification" if docmdp is not None else "signature"
         sig.compute_integrity_info(self._spec.diff_policy)
         integrity = sig.summarise_integrity_info()
-        result = await self._ades(sig, timing, self._document_spec(fetch))
+        path_errors: list[PathValidationError] = []
+        token = _PATH_ERRORS.set(path_errors)
+        try:
+            result = await self._ades(sig, timing, self._document_spec(fetch))
+        finally:
+            _PATH_ERRORS.reset(token)
         status = result.api_status
         sub_indic: AdESSubIndic = result.ades_subindic
         details: list[str] = []
         if result.failure_msg:
             details.append(" ".join(result.failure_msg.split()))
         ind = _indication(sub_indic)
+        if ind is Indication.INDETERMINATE and sub_indic.standard_name in _REVINFO_MISSING:
+            known = [*_embedded_certs(sig), *self.trust.intermediates, *self.trust.anchors]
+            details += _revinfo_why(path_errors, known, fetch is not None)
         sub: str | None = sub_indic.standard_name if ind is not Indication.TOTAL_PASSED else None
         late = _existence_proved_only_after_expiry(sig, result) if sub is None else None
         if late is not None:
@@ -431,7 +679,8 @@ class Verifier:
             coverage=coverage.name if coverage is not None else None,
             modification_level=_level_name(_mod_level(integrity.get("diff_result"), coverage)),
             docmdp=docmdp.name if docmdp else None,
-            details=tuple(details),
+            # pyHanko leaves remarks on passed results too ("did not manage to improve ...")
+            details=tuple(details) if ind is not Indication.TOTAL_PASSED else (),
         )
 
     async def _ades(
@@ -552,6 +801,88 @@ def _existence_proved_only_after_expiry(
     )
 
 
+_DIGESTS = {
+    "md5",
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha512_224",
+    "sha512_256",
+    "sha3_224",
+    "sha3_256",
+    "sha3_384",
+    "sha3_512",
+}
+"""Digest algorithms pyHanko computes (weak ones are then refused by the crypto policy)."""
+
+_SIGNATURE_MECHANISMS = {"rsassa_pkcs1v15", "rsassa_pss", "ecdsa", "dsa", "ed25519", "ed448"}
+
+_ALGORITHM_NAMES = {
+    "1.2.840.113549.1.1.5": "sha1WithRSAEncryption",
+    "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
+    "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
+    "1.2.840.113549.1.1.13": "sha512WithRSAEncryption",
+    "1.2.840.113549.1.1.10": "RSASSA-PSS",
+    "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
+    "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
+    "1.2.840.10045.4.3.4": "ecdsa-with-SHA512",
+    "0.4.0.127.0.7.1.1.4.1.1": "ecdsa-plain-SHA1 (BSI TR-03111 plain-format ECDSA)",
+    "0.4.0.127.0.7.1.1.4.1.2": "ecdsa-plain-SHA224 (BSI TR-03111 plain-format ECDSA)",
+    "0.4.0.127.0.7.1.1.4.1.3": "ecdsa-plain-SHA256 (BSI TR-03111 plain-format ECDSA)",
+    "0.4.0.127.0.7.1.1.4.1.4": "ecdsa-plain-SHA384 (BSI TR-03111 plain-format ECDSA)",
+    "0.4.0.127.0.7.1.1.4.1.5": "ecdsa-plain-SHA512 (BSI TR-03111 plain-format ECDSA)",
+    "0.4.0.127.0.7.1.1.4.1.6": "ecdsa-plain-RIPEMD160 (BSI TR-03111 plain-format ECDSA)",
+}
+
+
+_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+_ECDSA_WITH = {"sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256"}
+_ECDSA_WITH |= {"sha3_384", "sha3_512"}
+
+
+def _read_key_algorithm_as_signature(signer_info: Any) -> None:
+    """Read a SignerInfo whose signatureAlgorithm is the bare key algorithm id-ecPublicKey (iText 5
+    writes it for every EC key) as ecdsa-with-<digestAlgorithm>, as Adobe Reader and poppler do.
+
+    RFC 5652 allows the signature algorithm to name only the key type; the digest is the
+    SignerInfo's. The field is not covered by the signature, so reading it this way changes
+    nothing the signer vouched for; rsaEncryption is already read this way by asn1crypto.
+    """
+    algo = signer_info["signature_algorithm"]
+    digest = signer_info["digest_algorithm"]["algorithm"].native
+    if algo["algorithm"].dotted == _EC_PUBLIC_KEY and digest in _ECDSA_WITH:
+        signer_info["signature_algorithm"] = algos.SignedDigestAlgorithm(
+            {"algorithm": f"{digest}_ecdsa"}
+        )
+
+
+def _algorithm_problem(signer_info: Any) -> str | None:
+    """Why esign cannot check the algorithms a SignerInfo names, in words, or None.
+
+    pyHanko looks digest names up as attributes of ``cryptography``'s hash module and judges an
+    unknown signature mechanism as an invalid signature: neither is a verdict on the signature.
+    """
+    digest = signer_info["digest_algorithm"]["algorithm"]
+    if digest.native not in _DIGESTS:
+        oid = digest.dotted
+        text = f"the signature names an unknown digest algorithm {oid}"
+        if oid in _ALGORITHM_NAMES:
+            text += f" ({_ALGORITHM_NAMES[oid]} is a signature algorithm, not a digest)"
+        return text
+    algo = signer_info["signature_algorithm"]
+    try:
+        mechanism: str | None = algo.signature_algo
+    except ValueError:
+        mechanism = None
+    if mechanism not in _SIGNATURE_MECHANISMS:
+        oid = algo["algorithm"].dotted
+        name = _ALGORITHM_NAMES.get(oid, str(algo["algorithm"].native))
+        return f"the signature uses {name} ({oid}), an algorithm esign does not support"
+    return None
+
+
 _HEX_STRING = re.compile(rb"<([0-9A-Fa-f]*)>")
 
 
@@ -575,6 +906,11 @@ def _byte_range_gap_problem(sig: EmbeddedPdfSignature, data: bytes) -> str | Non
     if bytes.fromhex(hole.group(1).decode("ascii")) != sig.pkcs7_content:
         return "the /ByteRange hole does not hold this signature's /Contents"
     return None
+
+
+def _embedded_certs(sig: EmbeddedPdfSignature) -> list[x509.Certificate]:
+    certs = sig.signed_data["certificates"]
+    return [c.chosen for c in certs if isinstance(c.chosen, x509.Certificate)] if certs else []
 
 
 def _self_reported_time(sig: EmbeddedPdfSignature) -> datetime | None:

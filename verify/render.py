@@ -13,11 +13,13 @@ VERDICT = {
         Indication.TOTAL_PASSED: "ХҮЧИНТЭЙ",
         Indication.TOTAL_FAILED: "ХҮЧИНГҮЙ",
         Indication.INDETERMINATE: "ТОДОРХОЙГҮЙ",
+        Indication.NO_SIGNATURE: "ГАРЫН ҮСЭГГҮЙ",
     },
     "en": {
         Indication.TOTAL_PASSED: "VALID",
         Indication.TOTAL_FAILED: "NOT VALID",
         Indication.INDETERMINATE: "CANNOT BE CONFIRMED",
+        Indication.NO_SIGNATURE: "NOT SIGNED",
     },
 }
 
@@ -34,7 +36,7 @@ LABELS = {
         "why": "Тайлбар",
         "detail": "Дэлгэрэнгүй",
         "summary": "{n} файл: {passed} хүчинтэй, {failed} хүчингүй, {indet} тодорхойгүй, "
-        "{errors} алдаа; {rate:.1f} баримт/с",
+        "{unsigned} гарын үсэггүй, {errors} алдаа; {rate:.1f} баримт/с",
         "none": "гарын үсэг алга",
     },
     "en": {
@@ -49,7 +51,7 @@ LABELS = {
         "why": "Why",
         "detail": "Detail",
         "summary": "{n} files: {passed} valid, {failed} not valid, {indet} indeterminate, "
-        "{errors} errors; {rate:.1f} docs/s",
+        "{unsigned} not signed, {errors} errors; {rate:.1f} docs/s",
         "none": "no signature",
     },
 }
@@ -108,6 +110,7 @@ def summary(counts: dict[str, int], seconds: float, lang: str = "mn") -> str:
         passed=counts.get("TOTAL-PASSED", 0),
         failed=counts.get("TOTAL-FAILED", 0),
         indet=counts.get("INDETERMINATE", 0),
+        unsigned=counts.get("NO-SIGNATURE", 0),
         errors=counts.get("ERROR", 0),
         rate=(n / seconds) if seconds > 0 else 0.0,
     )

@@ -1,7 +1,9 @@
 """The verification report model: one model, rendered as text (mn/en), JSON and HTML.
 
 Vocabulary of ETSI EN 319 102-1: an indication (TOTAL-PASSED, TOTAL-FAILED, INDETERMINATE) and a
-sub-indication naming the reason. ``SCHEMA_VERSION`` changes whenever the JSON shape changes.
+sub-indication naming the reason. A document without any signature has no signature to judge;
+its report says NO-SIGNATURE, a document-level status outside the ETSI vocabulary.
+``SCHEMA_VERSION`` changes whenever the JSON shape changes.
 """
 
 from __future__ import annotations
@@ -18,15 +20,22 @@ class Indication(enum.Enum):
     TOTAL_PASSED = "TOTAL-PASSED"
     INDETERMINATE = "INDETERMINATE"
     TOTAL_FAILED = "TOTAL-FAILED"
+    NO_SIGNATURE = "NO-SIGNATURE"
+    """Documents only: the file is a PDF without any signature (nothing was judged)."""
 
     @property
     def severity(self) -> int:
-        return {"TOTAL-PASSED": 0, "INDETERMINATE": 1, "TOTAL-FAILED": 2}[self.value]
+        return {"TOTAL-PASSED": 0, "INDETERMINATE": 1, "NO-SIGNATURE": 2, "TOTAL-FAILED": 3}[
+            self.value
+        ]
 
     @property
     def exit_code(self) -> int:
-        """0 passed, 1 failed, 2 indeterminate: the CLI's verdict exit codes."""
-        return {"TOTAL-PASSED": 0, "TOTAL-FAILED": 1, "INDETERMINATE": 2}[self.value]
+        """0 passed, 1 failed, 2 indeterminate, 10 no signature: the CLI's verdict exit codes
+        (3-9 are errors)."""
+        return {"TOTAL-PASSED": 0, "TOTAL-FAILED": 1, "INDETERMINATE": 2, "NO-SIGNATURE": 10}[
+            self.value
+        ]
 
 
 def worst(indications: list[Indication]) -> Indication:
