@@ -858,6 +858,16 @@ def _read_key_algorithm_as_signature(signer_info: Any) -> None:
         )
 
 
+_DIGEST_NAMES = {
+    "1.3.36.3.2.1": "RIPEMD-160",
+    "1.2.643.7.1.1.2.2": "GOST R 34.11-2012 (256 bit)",
+    "1.2.643.7.1.1.2.3": "GOST R 34.11-2012 (512 bit)",
+    "1.2.156.10197.1.401": "SM3",
+    "2.16.840.1.101.3.4.2.11": "SHAKE128",
+    "2.16.840.1.101.3.4.2.12": "SHAKE256",
+}
+
+
 def _algorithm_problem(signer_info: Any) -> str | None:
     """Why esign cannot check the algorithms a SignerInfo names, in words, or None.
 
@@ -867,6 +877,11 @@ def _algorithm_problem(signer_info: Any) -> str | None:
     digest = signer_info["digest_algorithm"]["algorithm"]
     if digest.native not in _DIGESTS:
         oid = digest.dotted
+        if oid in _DIGEST_NAMES:
+            return (
+                f"the signature uses the digest algorithm {_DIGEST_NAMES[oid]} ({oid}), "
+                "which esign does not support"
+            )
         text = f"the signature names an unknown digest algorithm {oid}"
         if oid in _ALGORITHM_NAMES:
             text += f" ({_ALGORITHM_NAMES[oid]} is a signature algorithm, not a digest)"

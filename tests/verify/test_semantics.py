@@ -269,6 +269,23 @@ def test_signature_algorithm_named_as_digest_is_said_in_words(
     _no_internal_error(report)
 
 
+def test_unusual_digest_algorithm_is_listed_indeterminate(
+    pki: testpki.TestPki, b_lt_ec: bytes
+) -> None:
+    def ripemd(info: cms.SignerInfo) -> None:
+        info["digest_algorithm"] = algos.DigestAlgorithm({"algorithm": "1.3.36.3.2.1"})
+
+    report = _verify(pki, _rewrite_cms(b_lt_ec, ripemd))
+    sig = _one(report, "Signature1")
+    assert (sig.indication, sig.subindication) == (Indication.INDETERMINATE, "GENERIC"), sig
+    assert sig.details == (
+        "the signature uses the digest algorithm RIPEMD-160 (1.3.36.3.2.1), which esign does "
+        "not support",
+    )
+    assert sig.signer is not None and report.indication is Indication.INDETERMINATE
+    _no_internal_error(report)
+
+
 def test_cli_shows_words_not_internal_errors(
     pki: testpki.TestPki, b_lt_ec: bytes, tmp_path: Path
 ) -> None:
