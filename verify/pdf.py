@@ -87,7 +87,7 @@ MALFORMED = (
     AttributeError,
     NotImplementedError,
     RecursionError,
-    OverflowError,
+    ArithmeticError,  # overflow, division by zero, decimal.InvalidOperation from a token like 1.2.3
     zlib.error,  # a corrupt Deflate stream: pyHanko's decoders let it through
 )
 

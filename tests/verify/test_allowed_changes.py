@@ -11,6 +11,7 @@ validation data relied on, must not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Callable
@@ -384,6 +385,68 @@ def test_list_box_options_changed_fails(verifier: Verifier, forge: Forge) -> Non
     assert_not_passed(verifier, update(signed, _choose(1, change_options=True)))
 
 
+# --- class 5: the byte range ends after "%%EOF\r\n" ----------------------------------------------
+
+
+def _resign_range(forge: Forge, data: bytes, len2: int) -> bytes:
+    """Give the (only) signature of ``data`` the second range length ``len2`` and sign again, as
+    a signer that counts the end-of-line after %%EOF into its byte range does."""
+    m = re.search(rb"/ByteRange\s*\[\s*0\s+(\d+)\s+(\d+)\s+\d+\s*\]", data)
+    assert m is not None
+    len1, start2 = int(m.group(1)), int(m.group(2))
+    text = b"/ByteRange [0 %d %d %d]" % (len1, start2, len2)
+    assert len(text) <= len(m.group(0))
+    out = bytearray(data[: m.start()] + text.ljust(len(m.group(0))) + data[m.end() :])
+    digest = hashlib.sha256(bytes(out[:len1]) + bytes(out[start2 : start2 + len2])).digest()
+    cms = asyncio.run(forge.key().signer.async_sign(digest, "sha256")).dump().hex().encode()
+    room = start2 - len1 - 2
+    assert len(cms) <= room
+    out[len1 + 1 : start2 - 1] = cms.ljust(room, b"0")
+    return bytes(out)
+
+
+def _eof_crlf(forge: Forge) -> bytes:
+    signed = forge.sign(forge.sample)
+    assert signed.endswith(b"%%EOF\n")
+    crlf = signed[:-1] + b"\r\n"
+    start2, len2 = (
+        int(v) for v in re.findall(rb"/ByteRange\s*\[\s*0\s+\d+\s+(\d+)\s+(\d+)", signed)[0]
+    )
+    assert start2 + len2 == len(signed)
+    return _resign_range(forge, crlf, len2 + 1)
+
+
+def test_byte_range_after_eof_crlf(verifier: Verifier, forge: Forge) -> None:
+    data = _eof_crlf(forge)
+    assert data.endswith(b"%%EOF\r\n")
+    report = assert_passed(verifier, data)
+    assert report.signatures[0].coverage == "ENTIRE_FILE"
+    # and with an update after it (the signed revision is then judged by its end of file)
+    later = update(data, lambda w: w.add_object(generic.DictionaryObject()))
+    report = assert_passed(verifier, later)
+    assert report.signatures[0].coverage == "ENTIRE_REVISION"
+
+
+def test_byte_range_ending_at_eof_marker(verifier: Verifier, forge: Forge) -> None:
+    """The range stops right after "%%EOF"; the end-of-line after it lies outside (whitespace)."""
+    signed = forge.sign(forge.sample)
+    len2 = int(re.findall(rb"/ByteRange\s*\[\s*0\s+\d+\s+\d+\s+(\d+)", signed)[0])
+    data = _resign_range(forge, signed[:-1] + b"\r\n", len2 - 1)
+    report = assert_passed(verifier, data)
+    assert report.signatures[0].coverage == "ENTIRE_REVISION"
+
+
+def test_byte_range_short_of_eof_fails(verifier: Verifier, forge: Forge) -> None:
+    """Not allowed: a range that stops before %%EOF does not cover its revision."""
+    signed = forge.sign(forge.sample)
+    len2 = int(re.findall(rb"/ByteRange\s*\[\s*0\s+\d+\s+\d+\s+(\d+)", signed)[0])
+    short = _resign_range(forge, signed, len2 - len(b"%%EOF\n"))
+    later = update(short, lambda w: w.add_object(generic.DictionaryObject()))
+    for data in (short, later):
+        report = assert_not_passed(verifier, data)
+        assert report.indication is Indication.TOTAL_FAILED
+
+
 # --- the CLI on one allowed case -------------------------------------------------------------
 
 
@@ -392,6 +455,11 @@ def test_cli_passes_extended_vri(
 ) -> None:
     path = tmp_path / "vri-extended.pdf"
     path.write_bytes(update(signed_lt, _extend_vri(forge, type_vri=True)))
-    r = run_esign("verify", str(path), "--trust", str(pki.trust_dir), "--offline", "--lang", "en")
+    trust = tmp_path / "trust.toml"
+    trust.write_text(
+        f'anchors = ["{pki.trust_dir}"]\nintermediates = ["{pki.intermediates_dir}"]\n',
+        encoding="utf-8",
+    )
+    r = run_esign("verify", str(path), "--trust", str(trust), "--offline", "--lang", "en")
     assert r.code == 0, r.out + r.err
     assert "TOTAL-PASSED" in r.out
