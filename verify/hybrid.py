@@ -11,7 +11,6 @@ the number. Viewers never show what /AdditionalStreams names, so neither changes
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
@@ -19,10 +18,11 @@ from pyhanko.sign.diff_analysis import (
     ModificationLevel,
     QualifiedWhitelistRule,
     ReferenceUpdate,
+    SuspiciousModification,
 )
 from pyhanko.sign.diff_analysis.rules_api import Context
 
-__all__ = ["AdditionalStreamsRule", "dangling_reads_as_null"]
+__all__ = ["AdditionalStreamsRule", "DanglingReferenceRule", "dangling_reads_as_null"]
 
 _KEY = "/AdditionalStreams"
 
@@ -51,31 +51,42 @@ def _dangling(old: HistoricalResolver, ref: generic.Reference) -> bool:
     return old.reader.xrefs.get_historical_ref(ref, old.revision) is None
 
 
-class AdditionalStreamsRule(QualifiedWhitelistRule):
-    """An update may define the object that the signed revision's trailer /AdditionalStreams
-    named but did not define: that slot read as null when signed and nothing renders it.
+def _in_additional_streams(path: RawPdfPath) -> bool:
+    nodes = tuple(path)
+    return len(nodes) == 2 and nodes[0] == _KEY and isinstance(nodes[1], int)
 
-    Only the trailer's use of the number is cleared. If anything else in the signed revision
-    referred to the same undefined number (a page's /Contents, say), that use still needs its own
-    justification, so a dangling reference planted in signed content cannot be filled in later.
+
+class DanglingReferenceRule(QualifiedWhitelistRule):
+    """Objects an update defines under a number the signed revision referred to but did not define
+    (a reference that read as null when signed).
+
+    Referred to only by the trailer's /AdditionalStreams (LibreOffice hybrid files), that is
+    harmless: nothing renders it, and the definition is approved at the LTA level. Referred to
+    anywhere else (a page's /Contents, an annotation, a form field), filling it in changes what the
+    signed document shows without touching a signed object: refused. pyHanko's orphan scan would
+    otherwise take such an object for an unreferenced one and wave it through.
     """
 
     def apply_qualified(
         self, old: HistoricalResolver, new: HistoricalResolver
     ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
-        try:
-            streams: Any = old.trailer_view.raw_get(_KEY)
-        except KeyError:
-            return
-        if isinstance(streams, generic.IndirectObject):
-            return  # an indirect array: not what LibreOffice writes; leave it to the other rules
-        if not isinstance(streams, generic.ArrayObject):
-            return
-        defined = set(new.explicit_refs_in_revision())
-        for ix, item in enumerate(streams):
-            if not isinstance(item, generic.IndirectObject):
+        for ref in new.explicit_refs_in_revision():
+            if not _dangling(old, ref):
                 continue
-            ref = item.reference
-            if ref in defined and _dangling(old, ref):
-                where = Context.from_absolute(old, RawPdfPath(_KEY, ix))
+            old._load_reverse_xref_cache()  # built already by pyHanko's policy: no cost
+            usages = old._get_usages_of_ref(ref)
+            if not usages:
+                continue  # a fresh number nothing signed referred to: pyHanko's usual rules
+            shown = [p for p in usages if not _in_additional_streams(p)]
+            if shown:
+                raise SuspiciousModification(
+                    f"Object {ref.idnum}, referred to by the signed revision at {shown[0]} but "
+                    "undefined (null) when signed, was defined after signing."
+                )
+            for path in usages:
+                where = Context.from_absolute(old, path)
                 yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref, context_checked=where)
+
+
+AdditionalStreamsRule = DanglingReferenceRule
+"""The name this rule was announced under."""
