@@ -116,7 +116,13 @@ class DocumentBudget(FetchBudget):
         self.seconds = policy.seconds
         self.requests = 0
         self.refused = 0
+        self.failures: dict[str, str] = {}
+        """Why a revocation URL gave nothing (refused, failed): a report names it."""
         self._started: float | None = None
+
+    def note(self, url: str, why: str) -> None:
+        if len(self.failures) < 32:
+            self.failures.setdefault(url, why)
 
     def charge(self, kind: FetchKind) -> None:
         now = time.monotonic()
@@ -149,6 +155,13 @@ class _NoCertificates(CertificateFetcher):
 
     def fetched_certs(self) -> Iterable[x509.Certificate]:
         return ()
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost reason a fetch failed, one short line (pyHanko wraps it in "Failure to
+    fetch ... from URL ...")."""
+    cause = error.__cause__ or error
+    return " ".join(str(cause).split())[:200] or type(cause).__name__
 
 
 def _build_fetchers(
@@ -200,8 +213,13 @@ def _build_fetchers(
         async def _fetch_single(self, ocsp_url: str, ocsp_request: Any) -> Any:
             if not url_allowed(ocsp_url, allow):  # refused before the budget is charged
                 log.info("OCSP URL %s refused by the trust policy", ocsp_url)
+                budget.note(ocsp_url, "refused by the trust policy (fetch_allow)")
                 raise errors.OCSPFetchError(f"fetching {ocsp_url} is not allowed")
-            return await super()._fetch_single(ocsp_url, ocsp_request)  # type: ignore[no-untyped-call]
+            try:
+                return await super()._fetch_single(ocsp_url, ocsp_request)  # type: ignore[no-untyped-call]
+            except Exception as e:
+                budget.note(ocsp_url, f"failed: {_cause(e)}")
+                raise
 
         def _post(self, url: str, data: Any, **kw: Any) -> Any:
             check(url)
@@ -228,8 +246,13 @@ def _build_fetchers(
         async def _fetch_single(self, url: str) -> Any:
             if not url_allowed(url, allow):
                 log.info("CRL URL %s refused by the trust policy", url)
+                budget.note(url, "refused by the trust policy (fetch_allow)")
                 raise errors.CRLFetchError(f"fetching {url} is not allowed")
-            return await super()._fetch_single(url)  # type: ignore[no-untyped-call]
+            try:
+                return await super()._fetch_single(url)  # type: ignore[no-untyped-call]
+            except Exception as e:
+                budget.note(url, f"failed: {_cause(e)}")
+                raise
 
         def _get(self, url: str, **kw: Any) -> Any:
             check(url)

@@ -171,8 +171,19 @@ class _PathErrorLog(logging.Handler):
 logging.getLogger("pyhanko.sign.validation.generic_cms").addHandler(_PathErrorLog())
 
 
+def _revinfo_urls(cert: x509.Certificate) -> list[str]:
+    urls = list(cert.ocsp_urls)
+    for point in cert.crl_distribution_points:
+        url = point.url
+        if isinstance(url, str):
+            urls.append(url)
+    return urls
+
+
 def _revinfo_why(
-    errors: Sequence[PathValidationError], known: Sequence[x509.Certificate], online: bool
+    errors: Sequence[PathValidationError],
+    known: Sequence[x509.Certificate],
+    fetch: DocumentFetch | None,
 ) -> list[str]:
     """Which certificate lacks revocation data and why, in words, for each error pyHanko saw."""
     why: list[str] = []
@@ -190,14 +201,17 @@ def _revinfo_why(
                 f"{text}: the revocation data found is outside its validity window for the "
                 "validation time"
             )
-        elif cert is not None and not cert.ocsp_urls and not cert.crl_distribution_points:
+        elif cert is not None and not _revinfo_urls(cert):
             why.append(f"{text}: the certificate names no OCSP responder or CRL distribution point")
-        elif not online:
+        elif fetch is None:
             why.append(f"{text}: none is embedded in the file, and fetching is off (offline)")
-        elif "failed:" in text or "not allowed" in text:
-            why.append(f"{text} (fetching refused or failed)")
         else:
-            why.append(f"{text}: none is embedded in the file and none could be fetched")
+            urls = _revinfo_urls(cert) if cert is not None else []
+            tried = [f"{u} {fetch.budget.failures[u]}" for u in urls if u in fetch.budget.failures]
+            if tried:
+                why.append(f"{text}: none is embedded in the file; fetching " + "; ".join(tried))
+            else:
+                why.append(f"{text}: none is embedded in the file and none could be fetched")
     return list(dict.fromkeys(why))
 
 
@@ -628,7 +642,7 @@ class Verifier:
         ind = _indication(sub_indic)
         if ind is Indication.INDETERMINATE and sub_indic.standard_name in _REVINFO_MISSING:
             known = [*_embedded_certs(sig), *self.trust.intermediates, *self.trust.anchors]
-            details += _revinfo_why(path_errors, known, fetch is not None)
+            details += _revinfo_why(path_errors, known, fetch)
         sub: str | None = sub_indic.standard_name if ind is not Indication.TOTAL_PASSED else None
         late = _existence_proved_only_after_expiry(sig, result) if sub is None else None
         if late is not None:

@@ -334,6 +334,20 @@ def test_missing_revocation_data_names_the_certificate_and_why(
     assert sig.details[0].endswith("none is embedded in the file, and fetching is off (offline)")
 
 
+def test_refused_revocation_fetch_is_named(pki: testpki.TestPki, services: PkiServices) -> None:
+    signed = _sign(pki, SAMPLE.read_bytes(), "mn-ec", PadesLevel.B_B, "Signature1")
+    trust = TrustConfig.from_paths(
+        [pki.trust_dir],
+        intermediates=[pki.intermediates_dir],
+        fetch_allow=["http://elsewhere.invalid/"],
+    )
+    report = Verifier(trust, VerifyOptions(online=True)).verify_bytes(signed)
+    sig = _one(report, "Signature1")
+    assert sig.indication is Indication.INDETERMINATE, sig
+    assert "none is embedded in the file; fetching http://127.0.0.1:" in sig.details[0], sig
+    assert "refused by the trust policy (fetch_allow)" in sig.details[0]
+
+
 def test_untrusted_document_timestamp_says_why(pki: testpki.TestPki, services: PkiServices) -> None:
     signed = _sign(pki, SAMPLE.read_bytes(), "mn-ec", PadesLevel.B_LTA, "Signature1")
     other_root = TrustConfig.from_paths([pki.trust_dir / "mn-rsa-root.pem"])
