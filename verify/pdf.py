@@ -1019,7 +1019,28 @@ def _pades_level(sig: EmbeddedPdfSignature, reader: PdfFileReader) -> str:
         dss = None
     if dss is None or not ("/OCSPs" in dss or "/CRLs" in dss):
         return "B-T"
+    if not _dss_for(sig, reader, dss):
+        return "B-T"
     return "B-LTA" if _later_doc_timestamps(sig) else "B-LT"
+
+
+def _dss_for(sig: EmbeddedPdfSignature, reader: PdfFileReader, dss: Any) -> bool:
+    """Whether the DSS may carry this signature's validation data: it has a VRI entry for the
+    signature, or it (or its /OCSPs, /CRLs arrays) was written after the signature's revision.
+    A DSS that only predates the signature was made for earlier signatures."""
+    try:
+        vri = dss["/VRI"] if "/VRI" in dss else None  # noqa: SIM401
+        key = "/" + hashlib.sha1(sig.pkcs7_content).hexdigest().upper()
+        if isinstance(vri, generic.DictionaryObject) and key in vri:
+            return True
+        refs = [reader.root.raw_get("/DSS")]
+        refs += [dss.raw_get(k) for k in ("/OCSPs", "/CRLs") if k in dss]
+        indirect = [r.reference for r in refs if isinstance(r, generic.IndirectObject)]
+        if not isinstance(refs[0], generic.IndirectObject):
+            indirect.append(reader.trailer.raw_get("/Root").reference)
+        return any(reader.xrefs.get_last_change(r) > sig.signed_revision for r in indirect)
+    except MALFORMED:
+        return False
 
 
 def verify_pdf(

@@ -361,3 +361,14 @@ def test_untrusted_document_timestamp_says_why(pki: testpki.TestPki, services: P
     assert stamp.details and stamp.details[0].startswith(
         "the timestamp authority's certificate (Common Name: Test National Time-Stamping Authority"
     ), stamp.details
+
+
+def test_a_dss_that_predates_a_signature_does_not_make_it_b_lt(
+    pki: testpki.TestPki, services: PkiServices, b_lt_ec: bytes
+) -> None:
+    """The level label follows what the file carries for each signature: a B-T signature added
+    after another signature's DSS is B-T (its validation data is nowhere in the file)."""
+    two = _sign(pki, b_lt_ec, "mn-ec", PadesLevel.B_T, "Signature2")
+    report = _verify(pki, two, online=True)
+    assert _one(report, "Signature1").pades_level == "B-LT"
+    assert _one(report, "Signature2").pades_level == "B-T"
