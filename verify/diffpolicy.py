@@ -2,21 +2,27 @@
 widened only where the standards allow a change that pyHanko's defaults call suspicious.
 
 Each widening keeps what a signed page shows fixed:
-- LTV updates may add certificates, OCSP responses and CRLs to an existing /DSS /VRI entry, and the
-  /VRI dictionary may carry /Type /VRI (Adobe, iText and multi-signer LTV do this); what an entry
-  held at signing time must still be there (PAdES, ETSI EN 319 142-1 5.4).
+- LTV updates may add certificates, OCSP responses and CRLs to an existing /DSS /VRI entry, or
+  supersede its revocation data by newer data for the same certificates, and the /VRI dictionary
+  may carry /Type /VRI (Adobe, iText and multi-signer LTV do this). Nothing is dropped without a
+  newer replacement, and a revoked status stays revoked (pyHanko itself already lets /DSS arrays
+  lose items; the VRI is only an index into them).
 - an object may be freed (e.g. "65535 f") when the signed revision had no live object with that
   number, or when nothing in the new revision refers to it any more;
 - an object rewritten with the same content after dereferencing (a page whose /Resources became an
   identical new object) is no change;
-- form filling may set a list box's selected indices (/I, ISO 32000-2 12.7.5.4) with its value.
+- form filling may set a list box's selected indices (/I, ISO 32000-2 12.7.5.4) with its value;
+- a page that gains a signature widget may also gain an inheritable attribute (/MediaBox ...) set
+  to the value it inherited.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
+from asn1crypto import crl, ocsp
 from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
 from pyhanko.sign.diff_analysis import (
@@ -37,9 +43,14 @@ from pyhanko.sign.diff_analysis import (
     XrefStreamRule,
 )
 from pyhanko.sign.diff_analysis.commons import assert_not_stream, compare_key_refs
+from pyhanko.sign.diff_analysis.commons import compare_dicts as _pyhanko_compare_dicts
 from pyhanko.sign.diff_analysis.constants import VALUE_UPDATE_KEYS
+from pyhanko.sign.diff_analysis.form_rules_api import FieldComparisonContext, FormUpdate
+from pyhanko.sign.diff_analysis.rules import form_field_rules
 from pyhanko.sign.diff_analysis.rules.form_field_rules import _validate_dss_substructure
 from pyhanko.sign.diff_analysis.rules_api import Context
+
+from .hybrid import AdditionalStreamsRule
 
 __all__ = ["ESIGN_DIFF_POLICY", "AdditiveDSSRule", "HarmlessFreeRule", "IdenticalCopyRule"]
 
@@ -170,9 +181,17 @@ def _check_vri(
 def _check_additive(
     key: str, old_entry: generic.DictionaryObject, new_entry: generic.DictionaryObject
 ) -> None:
-    """What a VRI entry held before must still be there: data may be added, never removed."""
+    """What a VRI entry held before must still be there, or be superseded by newer data of the
+    same kind: a later OCSP response for the same certificates (a revoked status stays revoked), a
+    later CRL of the same issuer still listing what the old one revoked. Certificates and the /TS
+    timestamp are never dropped. (iText's LtvVerification rewrites entries this way.)"""
     for sub in _VRI_STREAM_KEYS:
-        lost = _stream_payloads(old_entry, sub) - _stream_payloads(new_entry, sub)
+        new_items = _stream_payloads(new_entry, sub)
+        lost = _stream_payloads(old_entry, sub) - new_items
+        if sub == "/OCSP":
+            lost = {d for d in lost if not _ocsp_superseded(d, new_items)}
+        elif sub == "/CRL":
+            lost = {d for d in lost if not _crl_superseded(d, new_items)}
         if lost:
             raise SuspiciousModification(f"VRI key {key} was modified: {sub} entries removed.")
     if "/TS" in old_entry:
@@ -184,6 +203,62 @@ def _check_additive(
             and old_ts.data == new_ts.data
         ):
             raise SuspiciousModification(f"VRI key {key} was modified: /TS replaced.")
+
+
+_OcspStatus = dict[tuple[str, bytes, bytes, int], str]
+
+
+def _ocsp_statuses(der: bytes) -> tuple[datetime, _OcspStatus] | None:
+    """When an OCSP response was produced and the status it gives per certificate id."""
+    try:
+        resp = ocsp.OCSPResponse.load(der)
+        tbs = resp["response_bytes"]["response"].parsed["tbs_response_data"]
+        statuses: _OcspStatus = {}
+        for single in tbs["responses"]:
+            cid = single["cert_id"]
+            ident = (
+                cid["hash_algorithm"]["algorithm"].native,
+                cid["issuer_name_hash"].native,
+                cid["issuer_key_hash"].native,
+                cid["serial_number"].native,
+            )
+            statuses[ident] = single["cert_status"].name
+        return tbs["produced_at"].native, statuses
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _ocsp_superseded(old_der: bytes, new_ders: set[bytes]) -> bool:
+    old = _ocsp_statuses(old_der)
+    if old is None or not old[1]:
+        return False
+    parsed = [p for p in (_ocsp_statuses(d) for d in new_ders) if p is not None]
+    for ident, status in old[1].items():
+        if not any(
+            at >= old[0] and ident in st and (status != "revoked" or st[ident] == "revoked")
+            for at, st in parsed
+        ):
+            return False
+    return True
+
+
+def _crl_facts(der: bytes) -> tuple[bytes, datetime, set[int]] | None:
+    try:
+        tbs = crl.CertificateList.load(der)["tbs_cert_list"]
+        revoked = {r["user_certificate"].native for r in tbs["revoked_certificates"]}
+        return tbs["issuer"].dump(), tbs["this_update"].native, revoked
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _crl_superseded(old_der: bytes, new_ders: set[bytes]) -> bool:
+    old = _crl_facts(old_der)
+    if old is None:
+        return False
+    for facts in (_crl_facts(d) for d in new_ders):
+        if facts is not None and facts[0] == old[0] and facts[1] >= old[1] and old[2] <= facts[2]:
+            return True
+    return False
 
 
 def _live_in(old: HistoricalResolver, idnum: int) -> bool:
@@ -225,6 +300,12 @@ class HarmlessFreeRule(QualifiedWhitelistRule):
             yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref)
 
 
+def _read(rev: HistoricalResolver | None, ref: generic.IndirectObject) -> generic.PdfObject:
+    """``ref`` read in revision ``rev`` (or by the reference's own resolver)."""
+    value: generic.PdfObject = rev(ref.reference) if rev is not None else ref.get_object()
+    return value
+
+
 class _Budget:
     def __init__(self, n: int) -> None:
         self.left = n
@@ -233,8 +314,8 @@ class _Budget:
 def _same(
     a: generic.PdfObject,
     b: generic.PdfObject,
-    old: HistoricalResolver,
-    new: HistoricalResolver,
+    old: HistoricalResolver | None,
+    new: HistoricalResolver | None,
     seen: set[tuple[tuple[int, int], tuple[int, int]]],
     fresh: set[generic.Reference],
     budget: _Budget,
@@ -252,15 +333,15 @@ def _same(
         if (ka, kb) in seen:
             return True
         seen.add((ka, kb))
-        if old.is_ref_unassignable(b.reference):
+        if old is not None and old.is_ref_unassignable(b.reference):
             fresh.add(b.reference)
-        return _same(old(a.reference), new(b.reference), old, new, seen, fresh, budget)
+        return _same(_read(old, a), _read(new, b), old, new, seen, fresh, budget)
     if isinstance(a, generic.IndirectObject):
-        return _same(old(a.reference), b, old, new, seen, fresh, budget)
+        return _same(_read(old, a), b, old, new, seen, fresh, budget)
     if isinstance(b, generic.IndirectObject):
-        if old.is_ref_unassignable(b.reference):
+        if old is not None and old.is_ref_unassignable(b.reference):
             fresh.add(b.reference)
-        return _same(a, new(b.reference), old, new, seen, fresh, budget)
+        return _same(a, _read(new, b), old, new, seen, fresh, budget)
     if isinstance(a, generic.DictionaryObject):
         if not isinstance(b, generic.DictionaryObject) or set(a.keys()) != set(b.keys()):
             return False
@@ -309,6 +390,64 @@ class IdenticalCopyRule(QualifiedWhitelistRule):
                 yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(copy)
 
 
+# Page attributes a page inherits from its /Pages ancestors (ISO 32000-2 7.7.3.4).
+_INHERITABLE = frozenset({"/Resources", "/MediaBox", "/CropBox", "/Rotate"})
+
+
+def _inherited(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
+    node: generic.PdfObject = page
+    for _ in range(64):
+        if not isinstance(node, generic.DictionaryObject) or "/Parent" not in node:
+            return None
+        node = node["/Parent"]
+        if isinstance(node, generic.DictionaryObject) and key in node:
+            value: generic.PdfObject = node.raw_get(key)
+            return value
+    return None
+
+
+def _materialising_compare_dicts(
+    old_dict: generic.PdfObject | None,
+    new_dict: generic.PdfObject | None,
+    ignored: frozenset[str] = frozenset(),
+    raise_exc: bool = True,
+) -> bool:
+    """pyHanko's compare_dicts, except that a page may gain an inheritable attribute whose value
+    is the one it inherited (iText copies /MediaBox onto the page when it adds a widget)."""
+    if (
+        isinstance(old_dict, generic.DictionaryObject)
+        and isinstance(new_dict, generic.DictionaryObject)
+        and old_dict.get("/Type") == "/Page"
+    ):
+        same = set()
+        for key in (set(new_dict.keys()) - set(old_dict.keys())) & _INHERITABLE:
+            inherited = _inherited(old_dict, key)
+            value = new_dict.raw_get(key)
+            if inherited is not None and _same(
+                inherited, value, None, None, set(), set(), _Budget(_COMPARE_BUDGET)
+            ):
+                same.add(key)
+        ignored = ignored | same
+    return _pyhanko_compare_dicts(old_dict, new_dict, ignored, raise_exc)
+
+
+class MaterialisingSigFieldCreationRule(SigFieldCreationRule):
+    """pyHanko's SigFieldCreationRule (new signature fields and their widgets on a page's /Annots),
+    where the page may also have gained an inherited attribute with its inherited value."""
+
+    def apply(
+        self, context: FieldComparisonContext
+    ) -> Iterator[tuple[ModificationLevel, FormUpdate]]:
+        # form_field_rules looks compare_dicts up as a module global when the page is compared;
+        # swapped only while this rule runs (the analysis is synchronous), restored after.
+        saved = getattr(form_field_rules, "compare_dicts")  # noqa: B009
+        setattr(form_field_rules, "compare_dicts", _materialising_compare_dicts)  # noqa: B010
+        try:
+            yield from super().apply(context)
+        finally:
+            setattr(form_field_rules, "compare_dicts", saved)  # noqa: B010
+
+
 _LTA = ModificationLevel.LTA_UPDATES
 
 ESIGN_DIFF_POLICY = StandardDiffPolicy(
@@ -321,10 +460,12 @@ ESIGN_DIFF_POLICY = StandardDiffPolicy(
         MetadataUpdateRule().as_qualified(_LTA),
         HarmlessFreeRule(),
         IdenticalCopyRule(),
+        # LibreOffice hybrid files: an update may define what /AdditionalStreams named (Q)
+        AdditionalStreamsRule(),
     ],
     form_rule=FormUpdatingRule(
         field_rules=[
-            SigFieldCreationRule(),
+            MaterialisingSigFieldCreationRule(),  # type: ignore[no-untyped-call]
             SigFieldModificationRule(),
             GenericFieldModificationRule(value_update_keys=VALUE_UPDATE_KEYS | {"/I"}),
         ],

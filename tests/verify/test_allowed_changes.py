@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -24,6 +25,8 @@ from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko_certvalidator.authority import AuthorityWithCert
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from esign import testpki
 from esign.pades import PadesLevel
@@ -185,6 +188,48 @@ def _vri_key(data: bytes) -> str:
     return hashlib.sha1(sig.pkcs7_content).hexdigest().upper()
 
 
+def _fresh_ocsp(forge: Forge, label: str) -> bytes:
+    """A new OCSP response for ``label``'s certificate from the test PKI's responder."""
+    key = forge.key(label)
+    issuer = next(c for c in key.chain if c.subject == key.signing_cert.issuer)
+    fetcher = RequestsFetcherBackend().get_fetchers().ocsp_fetcher
+    resp = asyncio.run(fetcher.fetch(key.signing_cert, AuthorityWithCert(issuer)))
+    der: bytes = resp.dump()
+    return der
+
+
+def _supersede_ocsp(der: bytes) -> Callable[[IncrementalPdfFileWriter], None]:
+    """Replace the OCSP responses of the (first) VRI entry by ``der``, as iText's second LTV run
+    does (new objects for everything)."""
+
+    def edit(w: IncrementalPdfFileWriter) -> None:
+        vri, keys = _vri(w)
+        entry = vri[keys[0]]
+        ocsp_ref = w.add_object(generic.StreamObject(stream_data=der))
+        dss = w.root["/DSS"]
+        dss["/OCSPs"] = generic.ArrayObject([ocsp_ref])
+        copy = generic.DictionaryObject({k: entry.raw_get(k) for k in entry})
+        copy["/OCSP"] = generic.ArrayObject([ocsp_ref])
+        vri[keys[0]] = w.add_object(copy)
+
+    return edit
+
+
+def test_vri_ocsp_superseded_by_newer(verifier: Verifier, forge: Forge, signed_lt: bytes) -> None:
+    time.sleep(1.1)  # a response produced later than the embedded one
+    assert_passed(verifier, update(signed_lt, _supersede_ocsp(_fresh_ocsp(forge, "seal"))))
+
+
+def test_vri_ocsp_replaced_by_other_certificate_fails(
+    verifier: Verifier, forge: Forge, signed_lt: bytes
+) -> None:
+    """Not allowed: the new response is about another certificate; the old one is gone."""
+    report = assert_not_passed(
+        verifier, update(signed_lt, _supersede_ocsp(_fresh_ocsp(forge, "official")))
+    )
+    assert report.indication is Indication.TOTAL_FAILED
+
+
 # --- class 5: free entries ---------------------------------------------------------------------
 
 
@@ -281,6 +326,34 @@ def test_resources_changed_copy_fails(verifier: Verifier, forge: Forge) -> None:
     signed = forge.sign(forge.sample)
     report = assert_not_passed(verifier, update(signed, _copy_resources(change_font=True)))
     assert report.indication is Indication.TOTAL_FAILED
+
+
+# --- class 5: an inherited page attribute made explicit beside a new signature widget -----------
+
+
+def _countersign_materialising(forge: Forge, media_box: list[float]) -> bytes:
+    """A second signer whose writer also copies /MediaBox onto the page (iText does this when it
+    adds a widget to /Annots)."""
+    first = forge.sign(forge.sample, field_name="Seal")
+    w = IncrementalPdfFileWriter(BytesIO(first))
+    page_ref, page = _page(w)
+    assert "/MediaBox" not in page and "/MediaBox" in w.root["/Pages"]
+    page["/MediaBox"] = generic.ArrayObject(generic.FloatObject(v) for v in media_box)
+    w.mark_update(page_ref)
+    out = BytesIO()
+    meta = signers.PdfSignatureMetadata(field_name="Official")
+    signers.PdfSigner(meta, signer=forge.key("official").signer).sign_pdf(w, output=out)
+    return out.getvalue()
+
+
+def test_page_gains_its_inherited_media_box(verifier: Verifier, forge: Forge) -> None:
+    inherited = [float(v) for v in PdfFileReader(BytesIO(forge.sample)).root["/Pages"]["/MediaBox"]]
+    assert_passed(verifier, _countersign_materialising(forge, inherited))
+
+
+def test_page_gains_a_different_media_box_fails(verifier: Verifier, forge: Forge) -> None:
+    report = assert_not_passed(verifier, _countersign_materialising(forge, [0, 0, 300, 400]))
+    assert report.signatures[0].indication is Indication.TOTAL_FAILED
 
 
 # --- class 5: form filling --------------------------------------------------------------------
