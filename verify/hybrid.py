@@ -22,7 +22,12 @@ from pyhanko.sign.diff_analysis import (
 )
 from pyhanko.sign.diff_analysis.rules_api import Context
 
-__all__ = ["AdditionalStreamsRule", "DanglingReferenceRule", "dangling_reads_as_null"]
+__all__ = [
+    "AdditionalStreamsRule",
+    "DanglingReferenceRule",
+    "dangling_reads_as_null",
+    "unused_numbers_are_fresh",
+]
 
 _KEY = "/AdditionalStreams"
 
@@ -45,6 +50,62 @@ def dangling_reads_as_null(reader: PdfFileReader) -> None:
             return -1
 
     xrefs.get_introducing_revision = get_introducing_revision  # type: ignore[method-assign]
+
+
+def unused_numbers_are_fresh(reader: PdfFileReader) -> None:
+    """Let pyHanko's difference analysis take an object for new when its number was never defined
+    and never referred to in the older revision, as it does for numbers past that revision's /Size.
+
+    pyHanko decides newness by /Size alone (``HistoricalResolver.is_ref_unassignable``), yet the
+    numbers below /Size that no revision defined are free (ISO 32000-2 7.5.4), and writers reuse
+    them: poppler's second signature takes the numbers pyHanko's updates skipped, so its new field
+    read as "clobbering" an object that never existed. A number some object of the older revision
+    referred to (in any generation) is not fresh: that is DanglingReferenceRule's business.
+    Per reader, through its cache of historical views; nothing global is patched.
+    """
+    views = reader.get_historical_resolver
+
+    def get_historical_resolver(revision: int) -> HistoricalResolver:
+        view = views(revision)
+        if getattr(view, "_esign_fresh", False):
+            return view
+        by_size = view.is_ref_unassignable
+        referred: set[int] | None = None
+
+        def is_ref_unassignable(ref: generic.Reference) -> bool:
+            nonlocal referred
+            if by_size(ref):
+                return True
+            if _ever_defined(view, ref.idnum):
+                return False
+            if referred is None:
+                view._load_reverse_xref_cache()
+                cache = view._indirect_object_access_cache or {}
+                referred = {r.idnum for r in cache}
+            return ref.idnum not in referred
+
+        view.is_ref_unassignable = is_ref_unassignable  # type: ignore[method-assign]
+        view._esign_fresh = True  # type: ignore[attr-defined]
+        return view
+
+    reader.get_historical_resolver = get_historical_resolver  # type: ignore[method-assign]
+
+
+def _ever_defined(view: HistoricalResolver, idnum: int) -> bool:
+    """Whether any xref section up to ``view``'s revision has an entry (in use or freed) for
+    ``idnum``."""
+    xrefs = view.reader.xrefs
+    for rev in range(view.revision + 1):
+        data = xrefs.get_xref_data(rev)
+        sections = [data] + ([data.hybrid.xref_data] if data.hybrid is not None else [])
+        for section in sections:
+            if (
+                idnum in section.standard_xrefs
+                or idnum in section.xrefs_in_objstm
+                or idnum in section.freed
+            ):
+                return True
+    return False
 
 
 def _dangling(old: HistoricalResolver, ref: generic.Reference) -> bool:

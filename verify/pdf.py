@@ -62,7 +62,7 @@ from esign.pdfio import check_header, read_input
 from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
-from .hybrid import dangling_reads_as_null
+from .hybrid import dangling_reads_as_null, unused_numbers_are_fresh
 from .limits import (
     LimitExceeded,
     ReadingLimits,
@@ -414,6 +414,7 @@ class Verifier:
         try:
             reader = open_pdf(data, limits)
             dangling_reads_as_null(reader)  # LibreOffice hybrid files (verify/hybrid.py)
+            unused_numbers_are_fresh(reader)  # free numbers reused by a later writer (poppler)
             if reader.encrypted:
                 locked = _unlock(reader, self.options.password)
                 if locked is not None:

@@ -465,3 +465,84 @@ def test_dangling_reference_in_signed_page_stays_forbidden(
     )
     assert r.indication != "TOTAL-PASSED" and r.code != 0, r.out
     assert r.indication == "TOTAL-FAILED", r.out + r.err
+
+
+def _ltv_and_doc_timestamp(data: bytes, pki: testpki.TestPki) -> bytes:
+    """pyHanko as "another tool": a /DSS with the signer chain's OCSP responses and CRLs fetched
+    from the test PKI, then an RFC 3161 document timestamp (PAdES B-LTA)."""
+    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+    from pyhanko_certvalidator import ValidationContext
+
+    from esign.certfiles import load_cert_paths
+
+    roots = list(load_cert_paths(sorted(pki.trust_dir.glob("*.pem"))))
+    others = list(load_cert_paths(sorted(pki.intermediates_dir.glob("*.pem"))))
+
+    def context() -> ValidationContext:
+        return ValidationContext(trust_roots=roots, other_certs=others, allow_fetching=True)
+
+    reader = PdfFileReader(BytesIO(data), strict=False)
+    out = BytesIO(data)
+    for sig in reader.embedded_signatures:
+        DocumentSecurityStore.add_dss(
+            out, sig.pkcs7_content, validation_context=context(), strict=False
+        )
+    stamper = signers.PdfTimeStamper(RequestsHTTPTimeStamper(pki.tsa_url(ARCH)))
+    w = IncrementalPdfFileWriter(BytesIO(out.getvalue()), strict=False)
+    final = BytesIO()
+    stamper.timestamp_pdf(w, "sha256", validation_context=context(), output=final)
+    return final.getvalue()
+
+
+def test_pdfsig_then_ltv_timestamp_then_second_pdfsig_signer(
+    pki: testpki.TestPki,
+    services: PkiServices,
+    nssdb: str,
+    matrix: Matrix,
+    work: Path,
+    signer_nssdb: tuple[str, str],
+) -> None:
+    """A sequence across tools: poppler signs; pyHanko adds LTV data and a document timestamp
+    (offline: TOTAL-PASSED at B-LTA from the embedded data alone); poppler signs again."""
+    db, nick = signer_nssdb
+    first = work / "seq-pdfsig.pdf"
+    second = work / "seq-pdfsig-ltv-ts-pdfsig.pdf"
+
+    def pdfsig_sign(src: Path, dest: Path, field: str) -> None:
+        subprocess.run(
+            [
+                *("pdfsig", "-nssdir", db, "-add-signature", "-nick", nick),
+                *("-new-signature-field-name", field, str(src), str(dest)),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    pdfsig_sign(SAMPLE, first, "Poppler1")
+    ltv = work / "seq-pdfsig-ltv-ts.pdf"
+    ltv.write_bytes(_ltv_and_doc_timestamp(first.read_bytes(), pki))
+    r = esign_verify(ltv, pki, online=False)
+    matrix.add(
+        ltv,
+        signer="poppler (pdfsig 22.12) + pyHanko LTV",
+        sequence="pdfsig sign -> pyHanko /DSS (OCSP, CRL) -> document timestamp; offline",
+        expected="TOTAL-PASSED",
+        esign=r,
+        pki=pki,
+        nssdb=nssdb,
+    )
+    _passed(r)
+    assert any(s["kind"] == "document-timestamp" for s in r.signatures), r.out
+    pdfsig_sign(ltv, second, "Poppler2")
+    r = _row(
+        matrix,
+        second,
+        pki,
+        nssdb,
+        signer="poppler (pdfsig 22.12) + pyHanko LTV",
+        sequence="... -> second pdfsig signer; online",
+        expected="TOTAL-PASSED",
+    )
+    _passed(r)
+    assert len([s for s in r.signatures if s["kind"] == "signature"]) == 2, r.out
