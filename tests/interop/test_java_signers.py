@@ -42,6 +42,7 @@ class Case:
     online: bool
     levels: tuple[str | None, ...]  # per signature, in order; None: a document timestamp
     xfail: str | None = None
+    expected: str = "TOTAL-PASSED"
 
 
 CASES: dict[str, Case] = {
@@ -92,8 +93,22 @@ CASES: dict[str, Case] = {
         f"iText B-T -> iText LTV + doc timestamp -> second signer PDFBox {CADES} ECDSA B-T",
         True,
         ("B-LTA", None, "B-T"),
-        xfail="issue 8 class 7: the second signature is labelled B-LT because an earlier /DSS "
-        "exists, though no DSS after it holds its validation data (offline: INDETERMINATE)",
+    ),
+    # the neighbours of the allowed identical /MediaBox copy: a real change of the page's size
+    # after signing (half the page cut away) is visible, so it must fail
+    "pdfbox-rsa-cades-mediabox": Case(
+        "PDFBox 2 + iText 5",
+        "PDFBox CAdES B-T -> iText append update shrinking page 1's /MediaBox",
+        True,
+        ("B-T",),
+        expected="TOTAL-FAILED",
+    ),
+    "itext-rsa-lt-mediabox": Case(
+        "iText 5",
+        "iText B-T -> iText LTV + doc timestamp -> append update shrinking page 1's /MediaBox",
+        False,
+        ("B-LTA", None),
+        expected="TOTAL-FAILED",
     ),
 }
 
@@ -124,6 +139,8 @@ def _jobs(pki: testpki.TestPki, out: Path) -> list[list[str]]:
         ["itext", "ltv", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-itext-lt"), rsa_tsa],
         ["pdfbox", f("itext-rsa-bt"), f("itext-rsa-bt-pdfbox-ec"), p12("mn-ec"), pw, CADES, ec_tsa],
         ["pdfbox", f("itext-rsa-lt"), f("itext-rsa-lt-pdfbox-ec"), p12("mn-ec"), pw, CADES, ec_tsa],
+        ["itext", "mediabox", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-mediabox")],
+        ["itext", "mediabox", f("itext-rsa-lt"), f("itext-rsa-lt-mediabox")],
     ]
 
 
@@ -181,7 +198,7 @@ def java_verdicts(
             path,
             signer=case.signer,
             sequence=case.sequence + (" (--online)" if case.online else " (--offline)"),
-            expected="TOTAL-PASSED",
+            expected=case.expected,
             esign=r,
             pki=pki,
             nssdb=nssdb,
@@ -202,11 +219,17 @@ def java_verdicts(
 )
 def test_java_signer(name: str, java_verdicts: dict[str, EsignResult]) -> None:
     """A genuine file from iText or PDFBox is TOTAL-PASSED, every signature listed, at its level:
-    B-B/B-T checked online (revocation fetched from the test PKI), LTV-extended files offline."""
+    B-B/B-T checked online (revocation fetched from the test PKI), LTV-extended files offline.
+    A visible change after signing is TOTAL-FAILED, every signature still listed."""
     case = CASES[name]
     r = java_verdicts[name]
+    assert len(r.signatures) == len(case.levels), r.out + r.err
+    if case.expected == "TOTAL-FAILED":
+        assert r.code == 1 and r.indication == "TOTAL-FAILED", r.out + r.err
+        assert r.signatures[0]["indication"] == "TOTAL-FAILED", r.out
+        assert r.signatures[0]["subindication"] == "FORMAT_FAILURE", r.out
+        return
     assert r.code == 0 and r.indication == "TOTAL-PASSED", r.out + r.err
-    assert len(r.signatures) == len(case.levels), r.out
     for sig, level in zip(r.signatures, case.levels, strict=True):
         assert sig["indication"] == "TOTAL-PASSED", r.out
         if level is None:

@@ -4,8 +4,13 @@
 //
 //   sign IN OUT P12 PASSWORD [TSA_URL]   signature field "Signature1", SHA-256, CAdES
 //   ltv  IN OUT TSA_URL                  OCSP+CRL for every signature's whole chain, then a doc timestamp
+//   mediabox IN OUT                      an append-mode update that shrinks page 1's /MediaBox: a visible
+//                                        change after signing, the neighbour of an identical /MediaBox copy
 
 import com.itextpdf.text.pdf.AcroFields;
+import com.itextpdf.text.pdf.PdfArray;
+import com.itextpdf.text.pdf.PdfDictionary;
+import com.itextpdf.text.pdf.PdfName;
 import com.itextpdf.text.pdf.PdfReader;
 import com.itextpdf.text.pdf.PdfSignatureAppearance;
 import com.itextpdf.text.pdf.PdfStamper;
@@ -37,6 +42,8 @@ public final class ItextSign {
             sign(args[1], args[2], args[3], args[4], args.length > 5 ? args[5] : null);
         } else if (args[0].equals("ltv")) {
             ltv(args[1], args[2], args[3]);
+        } else if (args[0].equals("mediabox")) {
+            mediabox(args[1], args[2]);
         } else {
             throw new IllegalArgumentException("unknown mode " + args[0]);
         }
@@ -82,6 +89,17 @@ public final class ItextSign {
             }
             PdfSignatureAppearance sap = stamper.getSignatureAppearance();
             LtvTimestamp.timestamp(sap, new TSAClientBouncyCastle(tsaUrl, null, null, 8192, "SHA-256"), null);
+        }
+    }
+
+    static void mediabox(String in, String out) throws Exception {
+        PdfReader reader = new PdfReader(in);
+        try (FileOutputStream os = new FileOutputStream(out)) {
+            PdfStamper stamper = new PdfStamper(reader, os, '\0', true);
+            PdfDictionary page = reader.getPageN(1);
+            page.put(PdfName.MEDIABOX, new PdfArray(new float[] {0, 400, 595.28f, 841.89f}));
+            stamper.markUsed(page);
+            stamper.close();
         }
     }
 }
