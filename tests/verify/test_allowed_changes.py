@@ -60,6 +60,11 @@ def signed_lt(forge: Forge) -> bytes:
     return forge.sign(forge.sample, level=PadesLevel.B_LTA, field_name="Seal")
 
 
+@pytest.fixture(scope="module")
+def signed_bb(forge: Forge) -> bytes:
+    return forge.sign(forge.sample)
+
+
 def _show(report: DocumentReport) -> str:
     lines = [f"{report.indication.value} {report.subindication}"]
     for s in report.signatures:
@@ -258,17 +263,24 @@ def append_free(data: bytes, entries: list[tuple[int, int]], size: int | None = 
     return data + b"xref\n" + sections + trailer + b"startxref\n%d\n%%%%EOF\n" % start
 
 
+def _add_orphan(w: IncrementalPdfFileWriter) -> None:
+    """An object nothing refers to (writers leave such objects behind)."""
+    w.add_object(generic.DictionaryObject())
+
+
 def _size(data: bytes) -> int:
     return int(PdfFileReader(BytesIO(data)).trailer["/Size"])
 
 
-def test_free_object_zero_65535(verifier: Verifier, forge: Forge) -> None:
-    signed = forge.sign(forge.sample)
+def test_free_object_zero_65535(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
+    signed = signed_bb
     assert_passed(verifier, append_free(signed, [(0, 65535)]))
 
 
-def test_free_unused_numbers_65535_65534(verifier: Verifier, forge: Forge) -> None:
-    signed = forge.sign(forge.sample)
+def test_free_unused_numbers_65535_65534(
+    signed_bb: bytes, verifier: Verifier, forge: Forge
+) -> None:
+    signed = signed_bb
     n = _size(signed)
     assert_passed(verifier, append_free(signed, [(0, 65535), (n, 65535), (n + 1, 65534)], n + 2))
 
@@ -277,15 +289,15 @@ def test_free_object_added_after_signing(
     verifier: Verifier, forge: Forge, signed_lt: bytes
 ) -> None:
     """An LTV update adds an object nothing uses; a later update frees it (65535)."""
-    grown = update(signed_lt, lambda w: w.add_object(generic.DictionaryObject()))
+    grown = update(signed_lt, _add_orphan)
     orphan = _size(grown) - 1
     assert _size(grown) > _size(signed_lt)
     assert_passed(verifier, append_free(grown, [(0, 65535), (orphan, 65535)]))
 
 
-def test_free_page_content_fails(verifier: Verifier, forge: Forge) -> None:
+def test_free_page_content_fails(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
     """Not allowed: freeing the page's content stream (viewers read it as null: a blank page)."""
-    signed = forge.sign(forge.sample)
+    signed = signed_bb
     content = PdfFileReader(BytesIO(signed)).root["/Pages"]["/Kids"][0].raw_get("/Contents")
     for gen in (65535, 1):
         report = assert_not_passed(verifier, append_free(signed, [(content.idnum, gen)]))
@@ -317,13 +329,13 @@ def _copy_resources(change_font: bool) -> Callable[[IncrementalPdfFileWriter], N
     return edit
 
 
-def test_resources_identical_copy(verifier: Verifier, forge: Forge) -> None:
-    signed = forge.sign(forge.sample)
+def test_resources_identical_copy(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
+    signed = signed_bb
     assert_passed(verifier, update(signed, _copy_resources(change_font=False)))
 
 
-def test_resources_changed_copy_fails(verifier: Verifier, forge: Forge) -> None:
-    signed = forge.sign(forge.sample)
+def test_resources_changed_copy_fails(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
+    signed = signed_bb
     report = assert_not_passed(verifier, update(signed, _copy_resources(change_font=True)))
     assert report.indication is Indication.TOTAL_FAILED
 
@@ -478,8 +490,7 @@ def _resign_range(forge: Forge, data: bytes, len2: int) -> bytes:
     return bytes(out)
 
 
-def _eof_crlf(forge: Forge) -> bytes:
-    signed = forge.sign(forge.sample)
+def _eof_crlf(signed: bytes, forge: Forge) -> bytes:
     assert signed.endswith(b"%%EOF\n")
     crlf = signed[:-1] + b"\r\n"
     start2, len2 = (
@@ -489,32 +500,34 @@ def _eof_crlf(forge: Forge) -> bytes:
     return _resign_range(forge, crlf, len2 + 1)
 
 
-def test_byte_range_after_eof_crlf(verifier: Verifier, forge: Forge) -> None:
-    data = _eof_crlf(forge)
+def test_byte_range_after_eof_crlf(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
+    data = _eof_crlf(signed_bb, forge)
     assert data.endswith(b"%%EOF\r\n")
     report = assert_passed(verifier, data)
     assert report.signatures[0].coverage == "ENTIRE_FILE"
     # and with an update after it (the signed revision is then judged by its end of file)
-    later = update(data, lambda w: w.add_object(generic.DictionaryObject()))
+    later = update(data, _add_orphan)
     report = assert_passed(verifier, later)
     assert report.signatures[0].coverage == "ENTIRE_REVISION"
 
 
-def test_byte_range_ending_at_eof_marker(verifier: Verifier, forge: Forge) -> None:
+def test_byte_range_ending_at_eof_marker(
+    signed_bb: bytes, verifier: Verifier, forge: Forge
+) -> None:
     """The range stops right after "%%EOF"; the end-of-line after it lies outside (whitespace)."""
-    signed = forge.sign(forge.sample)
+    signed = signed_bb
     len2 = int(re.findall(rb"/ByteRange\s*\[\s*0\s+\d+\s+\d+\s+(\d+)", signed)[0])
     data = _resign_range(forge, signed[:-1] + b"\r\n", len2 - 1)
     report = assert_passed(verifier, data)
     assert report.signatures[0].coverage == "ENTIRE_REVISION"
 
 
-def test_byte_range_short_of_eof_fails(verifier: Verifier, forge: Forge) -> None:
+def test_byte_range_short_of_eof_fails(signed_bb: bytes, verifier: Verifier, forge: Forge) -> None:
     """Not allowed: a range that stops before %%EOF does not cover its revision."""
-    signed = forge.sign(forge.sample)
+    signed = signed_bb
     len2 = int(re.findall(rb"/ByteRange\s*\[\s*0\s+\d+\s+\d+\s+(\d+)", signed)[0])
     short = _resign_range(forge, signed, len2 - len(b"%%EOF\n"))
-    later = update(short, lambda w: w.add_object(generic.DictionaryObject()))
+    later = update(short, _add_orphan)
     for data in (short, later):
         report = assert_not_passed(verifier, data)
         assert report.indication is Indication.TOTAL_FAILED
