@@ -381,8 +381,8 @@ class IdenticalCopyRule(QualifiedWhitelistRule):
             fresh: set[generic.Reference] = set()
             try:
                 same = _same(old(ref), new(ref), old, new, set(), fresh, budget)
-            except (misc.PdfError, RecursionError):
-                same = False
+            except (misc.PdfError, RecursionError, KeyError, ValueError, TypeError):
+                same = False  # unreadable: not proven identical
             if not same:
                 continue
             yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref)
@@ -421,12 +421,15 @@ def _materialising_compare_dicts(
     ):
         same = set()
         for key in (set(new_dict.keys()) - set(old_dict.keys())) & _INHERITABLE:
-            inherited = _inherited(old_dict, key)
-            value = new_dict.raw_get(key)
-            if inherited is not None and _same(
-                inherited, value, None, None, set(), set(), _Budget(_COMPARE_BUDGET)
-            ):
-                same.add(key)
+            try:
+                inherited = _inherited(old_dict, key)
+                value = new_dict.raw_get(key)
+                if inherited is not None and _same(
+                    inherited, value, None, None, set(), set(), _Budget(_COMPARE_BUDGET)
+                ):
+                    same.add(key)
+            except (misc.PdfError, RecursionError, KeyError, ValueError, TypeError):
+                pass  # unreadable: not proven identical, pyHanko's comparison decides
         ignored = ignored | same
     return _pyhanko_compare_dicts(old_dict, new_dict, ignored, raise_exc)
 
