@@ -101,6 +101,14 @@ CASES: dict[str, Case] = {
         True,
         ("B-LTA", None, "B-T"),
     ),
+    "itext-lt-pdfbox-seal-itext-lta": Case(
+        "iText 5 + PDFBox 2",
+        "iText B-T -> iText LTV + doc timestamp -> PDFBox seal (RSA) B-T -> iText LTV + "
+        "archive timestamp",
+        False,
+        ("B-LTA", None, "B-LTA", None),
+        note="sign, LTV by iText, second signer by another tool, archive timestamp: offline",
+    ),
     # the neighbours of the allowed identical /MediaBox copy: a real change of the page's size
     # after signing (half the page cut away) is visible, so it must fail
     "pdfbox-rsa-cades-mediabox": Case(
@@ -148,6 +156,16 @@ def _jobs(pki: testpki.TestPki, out: Path) -> list[list[str]]:
         ["itext", "ltv", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-itext-lt"), rsa_tsa],
         ["pdfbox", f("itext-rsa-bt"), f("itext-rsa-bt-pdfbox-ec"), p12("mn-ec"), pw, CADES, ec_tsa],
         ["pdfbox", f("itext-rsa-lt"), f("itext-rsa-lt-pdfbox-ec"), p12("mn-ec"), pw, CADES, ec_tsa],
+        [
+            "pdfbox",
+            f("itext-rsa-lt"),
+            f("seq-seal"),
+            str(pki.p12("mn-rsa", "seal")),
+            pw,
+            CADES,
+            rsa_tsa,
+        ],
+        ["itext", "ltv", f("seq-seal"), f("itext-lt-pdfbox-seal-itext-lta"), rsa_tsa],
         ["itext", "mediabox", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-mediabox")],
         ["itext", "mediabox", f("itext-rsa-lt"), f("itext-rsa-lt-mediabox")],
     ]
