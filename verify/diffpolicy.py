@@ -54,7 +54,7 @@ from .hybrid import AdditionalStreamsRule
 
 __all__ = ["ESIGN_DIFF_POLICY", "AdditiveDSSRule", "HarmlessFreeRule", "IdenticalCopyRule"]
 
-_VRI_KEY = re.compile(r"/[A-Fa-f0-9]{40}")
+_VRI_KEY = re.compile(r"/[A-Za-z0-9]{40}")  # pyHanko: [A-Z0-9]; some writers use lower-case hex
 _DSS_STREAM_KEYS = frozenset({"/Certs", "/CRLs", "/OCSPs"})
 _DSS_KEYS = frozenset({"/Type", "/VRI"}) | _DSS_STREAM_KEYS
 _VRI_STREAM_KEYS = frozenset({"/Cert", "/CRL", "/OCSP"})

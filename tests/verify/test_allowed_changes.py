@@ -387,7 +387,18 @@ def _fill_text(value: str) -> Callable[[IncrementalPdfFileWriter], None]:
     def fill(w: IncrementalPdfFileWriter) -> None:
         arr = w.root["/AcroForm"]["/Fields"]
         ref = next(arr.raw_get(i) for i in range(len(arr)) if arr[i].get("/FT") == "/Tx")
-        ref.get_object()["/V"] = pdf_string(value)
+        field = ref.get_object()
+        field["/V"] = pdf_string(value)
+        # a viewer also writes the field's new appearance
+        look = generic.StreamObject(
+            {
+                "/Type": pdf_name("/XObject"),
+                "/Subtype": pdf_name("/Form"),
+                "/BBox": generic.ArrayObject(generic.NumberObject(v) for v in (0, 0, 160, 20)),
+            },
+            stream_data=f"/Tx BMC BT /Helv 10 Tf 0 g 2 6 Td ({value}) Tj ET EMC".encode(),
+        )
+        field["/AP"] = generic.DictionaryObject({"/N": w.add_object(look)})
         w.mark_update(ref)
 
     return fill
