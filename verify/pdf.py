@@ -256,7 +256,7 @@ class _Unreadable:
                 detail="SubFilter adbe.x509.rsa_sha1: a bare PKCS#1 signature over a SHA-1 "
                 "digest; SHA-1 is below the crypto policy (SHA-256 or better)",
             )
-        if self.subfilter not in _CMS_SUBFILTERS:
+        if self.subfilter is not None and self.subfilter not in _CMS_SUBFILTERS:
             return _indeterminate(
                 self.field,
                 kind,
@@ -269,8 +269,8 @@ class _Unreadable:
             self.field,
             kind,
             "FORMAT_FAILURE",
-            detail=f"SubFilter {named}, but the signature value (/Contents) is not a readable "
-            f"CMS signature: {self.error}",
+            detail=f"{f'SubFilter {named}' if self.subfilter else 'no SubFilter'}, and the "
+            f"signature value (/Contents) is not a readable CMS signature: {self.error}",
         )
 
 
