@@ -127,6 +127,14 @@ CASES: dict[str, Case] = {
         expected="TOTAL-FAILED",
         note="the page's /MediaBox really changed after signing: visible, must fail",
     ),
+    "pdfbox-rsa-cades-overtext": Case(
+        "PDFBox 2 + iText 5",
+        "PDFBox CAdES B-T -> iText append update writing new text over page 1",
+        True,
+        ("B-T",),
+        expected="TOTAL-FAILED",
+        note="incremental saving attack made with an ordinary tool: visible, must fail",
+    ),
 }
 
 
@@ -168,6 +176,7 @@ def _jobs(pki: testpki.TestPki, out: Path) -> list[list[str]]:
         ["itext", "ltv", f("seq-seal"), f("itext-lt-pdfbox-seal-itext-lta"), rsa_tsa],
         ["itext", "mediabox", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-mediabox")],
         ["itext", "mediabox", f("itext-rsa-lt"), f("itext-rsa-lt-mediabox")],
+        ["itext", "overtext", f("pdfbox-rsa-cades-bt"), f("pdfbox-rsa-cades-overtext")],
     ]
 
 

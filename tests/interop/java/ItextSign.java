@@ -6,8 +6,12 @@
 //   ltv  IN OUT TSA_URL                  OCSP+CRL for every signature's whole chain, then a doc timestamp
 //   mediabox IN OUT                      an append-mode update that shrinks page 1's /MediaBox: a visible
 //                                        change after signing, the neighbour of an identical /MediaBox copy
+//   overtext IN OUT                      an append-mode update that writes new text over page 1 (the
+//                                        incremental saving attack, done with an ordinary tool)
 
 import com.itextpdf.text.pdf.AcroFields;
+import com.itextpdf.text.pdf.BaseFont;
+import com.itextpdf.text.pdf.PdfContentByte;
 import com.itextpdf.text.pdf.PdfArray;
 import com.itextpdf.text.pdf.PdfDictionary;
 import com.itextpdf.text.pdf.PdfName;
@@ -44,6 +48,8 @@ public final class ItextSign {
             ltv(args[1], args[2], args[3]);
         } else if (args[0].equals("mediabox")) {
             mediabox(args[1], args[2]);
+        } else if (args[0].equals("overtext")) {
+            overtext(args[1], args[2]);
         } else {
             throw new IllegalArgumentException("unknown mode " + args[0]);
         }
@@ -99,6 +105,19 @@ public final class ItextSign {
             PdfDictionary page = reader.getPageN(1);
             page.put(PdfName.MEDIABOX, new PdfArray(new float[] {0, 400, 595.28f, 841.89f}));
             stamper.markUsed(page);
+            stamper.close();
+        }
+    }
+
+    static void overtext(String in, String out) throws Exception {
+        PdfReader reader = new PdfReader(in);
+        try (FileOutputStream os = new FileOutputStream(out)) {
+            PdfStamper stamper = new PdfStamper(reader, os, '\0', true);
+            PdfContentByte over = stamper.getOverContent(1);
+            over.beginText();
+            over.setFontAndSize(BaseFont.createFont(BaseFont.HELVETICA, BaseFont.WINANSI, false), 18);
+            over.showTextAligned(PdfContentByte.ALIGN_LEFT, "VOID - amount 1,000,000", 72, 420, 0);
+            over.endText();
             stamper.close();
         }
     }
