@@ -304,6 +304,39 @@ def test_free_page_content_fails(signed_bb: bytes, verifier: Verifier, forge: Fo
         assert report.indication is Indication.TOTAL_FAILED
 
 
+def _text_field_ref(w: IncrementalPdfFileWriter) -> generic.IndirectObject:
+    arr = w.root["/AcroForm"]["/Fields"]
+    ref: generic.IndirectObject = next(
+        arr.raw_get(i) for i in range(len(arr)) if arr[i].get("/FT") == "/Tx"
+    )
+    return ref
+
+
+def _appearance_number(data: bytes) -> int:
+    w = IncrementalPdfFileWriter(BytesIO(data))
+    ap: generic.IndirectObject = _text_field_ref(w).get_object()["/AP"].raw_get("/N")
+    return int(ap.idnum)
+
+
+def test_free_replaced_appearance_after_filling(
+    verifier: Verifier, forge: Forge, certified_form: bytes
+) -> None:
+    """Acrobat-style: the filled field gets a new appearance and the old one is freed (65535)."""
+    old_ap = _appearance_number(certified_form)
+    filled = update(certified_form, _fill_text("B-9999"))
+    assert _appearance_number(filled) != old_ap
+    assert_passed(verifier, append_free(filled, [(0, 65535), (old_ap, 65535)]))
+
+
+def test_free_appearance_still_in_use_fails(
+    verifier: Verifier, forge: Forge, certified_form: bytes
+) -> None:
+    """Not allowed: the freed appearance is still the field's (viewers would show nothing)."""
+    old_ap = _appearance_number(certified_form)
+    report = assert_not_passed(verifier, append_free(certified_form, [(old_ap, 65535)]))
+    assert report.indication is Indication.TOTAL_FAILED
+
+
 # --- class 5: /Resources replaced by an identical copy -------------------------------------------
 
 
@@ -385,8 +418,7 @@ def _certify(forge: Forge, data: bytes, perm: fields.MDPPerm) -> bytes:
 
 def _fill_text(value: str) -> Callable[[IncrementalPdfFileWriter], None]:
     def fill(w: IncrementalPdfFileWriter) -> None:
-        arr = w.root["/AcroForm"]["/Fields"]
-        ref = next(arr.raw_get(i) for i in range(len(arr)) if arr[i].get("/FT") == "/Tx")
+        ref = _text_field_ref(w)
         field = ref.get_object()
         field["/V"] = pdf_string(value)
         # a viewer also writes the field's new appearance
@@ -402,6 +434,16 @@ def _fill_text(value: str) -> Callable[[IncrementalPdfFileWriter], None]:
         w.mark_update(ref)
 
     return fill
+
+
+@pytest.fixture(scope="module")
+def certified_form(forge: Forge) -> bytes:
+    """Certified with DocMDP P=2; the text field has an appearance stream when signed."""
+    return _certify(
+        forge,
+        update(_with_text_field(forge.sample), _fill_text("A-0001")),
+        fields.MDPPerm.FILL_FORMS,
+    )
 
 
 @pytest.mark.parametrize("perm", [fields.MDPPerm.FILL_FORMS, fields.MDPPerm.ANNOTATE])
