@@ -81,7 +81,9 @@ def pyhanko_verdict(path: Path, pki: testpki.TestPki, password: str | None = Non
     In process (the CLI would cost an interpreter start per row); a crash is shown, not raised."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_timestamp
     from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
     from esign.certfiles import load_cert_paths
 
@@ -95,10 +97,19 @@ def pyhanko_verdict(path: Path, pki: testpki.TestPki, password: str | None = Non
                 reader.decrypt(password or "")
             out = []
             for sig in reader.embedded_signatures:
-                vc = ValidationContext(trust_roots=roots, other_certs=others, allow_fetching=True)
+                vc = ValidationContext(
+                    trust_roots=roots,
+                    other_certs=others,
+                    allow_fetching=True,
+                    fetcher_backend=RequestsFetcherBackend(),  # no aiohttp session left open
+                )
                 try:
-                    status = await async_validate_pdf_signature(sig, vc)
-                    out.append(f"{sig.field_name}: {status.summary()}")
+                    if sig.sig_object_type == "/DocTimeStamp":
+                        ts = await async_validate_pdf_timestamp(sig, validation_context=vc)
+                        out.append(f"{sig.field_name}: {ts.summary()}")
+                    else:
+                        status = await async_validate_pdf_signature(sig, vc)
+                        out.append(f"{sig.field_name}: {status.summary()}")
                 except Exception as e:  # pyHanko crashing is its verdict here
                     out.append(f"{sig.field_name}: error {type(e).__name__}: {e}"[:160])
             return out

@@ -315,6 +315,9 @@ def test_qpdf_encrypted_user_password(
     r = esign_verify(out, pki, extra=("--password-file", str(wrong)))
     assert r.code == 2 and r.indication == "INDETERMINATE", r.out + r.err
     assert "does not open" in r.out
+    missing = esign_verify(out, pki, extra=("--password-file", str(tmp_path / "none.txt")))
+    assert missing.code >= 3 and "cannot read password file" in missing.err, missing.err
+    assert missing.err.count("\n") == 1 and "Traceback" not in missing.err, missing.err
     right = tmp_path / "pw.txt"
     right.write_text("Нууц-42\n", encoding="utf-8")
     r = _row(
@@ -472,6 +475,7 @@ def _ltv_and_doc_timestamp(data: bytes, pki: testpki.TestPki) -> bytes:
     from the test PKI, then an RFC 3161 document timestamp (PAdES B-LTA)."""
     from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
     from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
     from esign.certfiles import load_cert_paths
 
@@ -479,7 +483,10 @@ def _ltv_and_doc_timestamp(data: bytes, pki: testpki.TestPki) -> bytes:
     others = list(load_cert_paths(sorted(pki.intermediates_dir.glob("*.pem"))))
 
     def context() -> ValidationContext:
-        return ValidationContext(trust_roots=roots, other_certs=others, allow_fetching=True)
+        fetchers = RequestsFetcherBackend()  # synchronous: no aiohttp session left open
+        return ValidationContext(
+            trust_roots=roots, other_certs=others, allow_fetching=True, fetcher_backend=fetchers
+        )
 
     reader = PdfFileReader(BytesIO(data), strict=False)
     out = BytesIO(data)
