@@ -12,6 +12,7 @@ import gc
 import hashlib
 import logging
 import re
+import traceback
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -307,6 +308,31 @@ def _collect(
     return sigs, unreadable
 
 
+_INTERNAL = (
+    AttributeError,
+    TypeError,
+    KeyError,
+    IndexError,
+    NotImplementedError,
+    RecursionError,
+    AssertionError,
+)
+
+
+def _malformed(error: BaseException) -> str:
+    """What to say about a signature pyHanko could not process. Its own errors say what is wrong;
+    a Python error raised inside pyHanko or asn1crypto ("'NoneType' object has no attribute ...")
+    says nothing to a reader, so it is named by where the reading stopped."""
+    if not isinstance(error, _INTERNAL) or isinstance(error, PdfError):
+        return _words(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    where = next(
+        (f.name for f in reversed(frames) if "pyhanko" in f.filename or "asn1crypto" in f.filename),
+        frames[-1].name if frames else "?",
+    )
+    return f"a part of it has an unexpected structure (the reading stopped in {where})"
+
+
 def _words(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text or type(error).__name__
@@ -507,6 +533,12 @@ class Verifier:
                 )
                 signer = _signer(sig.signer_cert) if _has_signer_cert(sig) else None
                 return dataclasses.replace(report, signer=signer)
+            mismatch = _key_mismatch(sig)
+            if mismatch is not None:
+                return dataclasses.replace(
+                    _failed(field, kind, "FORMAT_FAILURE", detail=mismatch),
+                    signer=_signer(sig.signer_cert),
+                )
             if sig.sig_object.get("/SubFilter") == "/adbe.pkcs7.sha1":
                 return self._verify_sha1(sig, field, data)
             if sig.sig_object_type == "/DocTimeStamp":
@@ -514,9 +546,9 @@ class Verifier:
             return await self._verify_signature(sig, field, timing, reader, fetch)
         except PdfDecodeLimitError:
             raise  # a document-level limit, not this signature's fault
-        except MALFORMED as e:
+        except (*MALFORMED, AssertionError) as e:  # pyHanko checks some structure with assert
             return _failed(
-                field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {_words(e)}"
+                field, "signature", "FORMAT_FAILURE", detail=f"malformed signature: {_malformed(e)}"
             )
 
     def _verify_sha1(self, sig: EmbeddedPdfSignature, field: str, data: bytes) -> SignatureReport:
@@ -911,6 +943,31 @@ def _algorithm_problem(signer_info: Any) -> str | None:
         name = _ALGORITHM_NAMES.get(oid, str(algo["algorithm"].native))
         return f"the signature uses {name} ({oid}), an algorithm esign does not support"
     return None
+
+
+_KEY_FOR = {
+    "rsassa_pkcs1v15": "rsa",
+    "rsassa_pss": "rsa",
+    "ecdsa": "ec",
+    "dsa": "dsa",
+    "ed25519": "ed25519",
+    "ed448": "ed448",
+}
+
+
+def _key_mismatch(sig: EmbeddedPdfSignature) -> str | None:
+    """Why the signature algorithm cannot be the signer key's (an RSA algorithm with an EC key),
+    or None. pyhanko-certvalidator asserts this and the AssertionError would say nothing."""
+    if not _has_signer_cert(sig):
+        return None
+    algo = sig.signer_info["signature_algorithm"]
+    key = sig.signer_cert.public_key.algorithm
+    wanted = _KEY_FOR.get(algo.signature_algo)
+    if wanted is None or key == wanted or (wanted == "rsa" and key == "rsassa_pss"):
+        return None
+    oid = algo["algorithm"].dotted
+    name = _ALGORITHM_NAMES.get(oid, str(algo["algorithm"].native))
+    return f"the signature algorithm {name} ({oid}) does not fit the signer's {key.upper()} key"
 
 
 _HEX_STRING = re.compile(rb"<([0-9A-Fa-f]*)>")

@@ -286,6 +286,25 @@ def test_unusual_digest_algorithm_is_listed_indeterminate(
     _no_internal_error(report)
 
 
+def test_signature_algorithm_of_another_key_type_is_said_in_words(
+    pki: testpki.TestPki, b_lt_ec: bytes
+) -> None:
+    """An RSA algorithm named for an EC key: pyhanko-certvalidator asserts the key type, and the
+    bare AssertionError escaped the verifier."""
+
+    def rsa_for_ec(info: cms.SignerInfo) -> None:
+        info["signature_algorithm"] = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"})
+
+    report = _verify(pki, _rewrite_cms(b_lt_ec, rsa_for_ec))
+    sig = _one(report, "Signature1")
+    assert (sig.indication, sig.subindication) == (Indication.TOTAL_FAILED, "FORMAT_FAILURE")
+    assert sig.details == (
+        "the signature algorithm sha256WithRSAEncryption (1.2.840.113549.1.1.11) does not fit "
+        "the signer's EC key",
+    )
+    assert sig.signer is not None
+
+
 def test_cli_shows_words_not_internal_errors(
     pki: testpki.TestPki, b_lt_ec: bytes, tmp_path: Path
 ) -> None:
