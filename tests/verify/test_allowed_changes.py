@@ -57,7 +57,12 @@ def verifier(pki: testpki.TestPki) -> Verifier:
 def signed_lt(forge: Forge) -> bytes:
     """B-LTA: the document timestamp covers the VRI entry, so later updates are judged against it
     (changes to LTV data that no signature or timestamp covers are not judged at all)."""
-    return forge.sign(forge.sample, level=PadesLevel.B_LTA, field_name="Seal")
+    signed = forge.sign(forge.sample, level=PadesLevel.B_LTA, field_name="Seal")
+    reader = PdfFileReader(BytesIO(signed))
+    seal, stamp = reader.embedded_signatures
+    covered = reader.get_historical_resolver(stamp.signed_revision).root["/DSS"]["/VRI"]
+    assert "/" + hashlib.sha1(seal.pkcs7_content).hexdigest().upper() in covered
+    return signed
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +110,21 @@ def _add_cert_to_dss(w: IncrementalPdfFileWriter, der: bytes) -> generic.Indirec
     return ref
 
 
+def _first_signature_key(w: IncrementalPdfFileWriter) -> str:
+    """The VRI key of the document's first signature: SHA-1 of its /Contents, upper-case hex."""
+    sig = w.prev.embedded_signatures[0]
+    return "/" + hashlib.sha1(sig.pkcs7_content).hexdigest().upper()
+
+
 def _extend_vri(
-    forge: Forge, key_index: int = 0, in_place: bool = False, type_vri: bool = False
+    forge: Forge, in_place: bool = False, type_vri: bool = False
 ) -> Callable[[IncrementalPdfFileWriter], None]:
-    """Add a certificate to an existing VRI entry (new object, or the old one rewritten)."""
+    """Add a certificate to the first signature's VRI entry (new object, or rewritten)."""
 
     def edit(w: IncrementalPdfFileWriter) -> None:
         vri, keys = _vri(w)
-        key = sorted(keys)[key_index]
+        key = _first_signature_key(w)
+        assert key in keys
         entry_ref = vri.raw_get(key)
         entry = entry_ref.get_object()
         cert = _add_cert_to_dss(w, forge.key("official").signing_cert.dump())
@@ -135,9 +147,9 @@ def _replace_vri(forge: Forge) -> Callable[[IncrementalPdfFileWriter], None]:
     """Not allowed: the VRI entry's revocation data is dropped and its certificates replaced."""
 
     def edit(w: IncrementalPdfFileWriter) -> None:
-        vri, keys = _vri(w)
+        vri, _ = _vri(w)
         cert = _add_cert_to_dss(w, forge.key("official").signing_cert.dump())
-        vri[keys[0]] = w.add_object(
+        vri[_first_signature_key(w)] = w.add_object(
             generic.DictionaryObject(
                 {"/Type": pdf_name("/VRI"), "/Cert": generic.ArrayObject([cert])}
             )
@@ -175,22 +187,14 @@ def test_two_signers_second_ltv_extends_first_vri(verifier: Verifier, forge: For
     chain to Seal's VRI entry and types the VRI dictionary /Type /VRI."""
     first = forge.sign(forge.sample, level=PadesLevel.B_LT, field_name="Seal")
     second = forge.sign(first, label="official", level=PadesLevel.B_LT, field_name="Official")
-    seal_key = "/" + _vri_key(first)
-
-    def edit(w: IncrementalPdfFileWriter) -> None:
-        _, keys = _vri(w)
-        assert seal_key in keys and len(keys) == 2
-        _extend_vri(forge, key_index=sorted(keys).index(seal_key), type_vri=True)(w)
-
-    final = update(second, edit)
+    official = PdfFileReader(BytesIO(second)).embedded_signatures[1]
+    covered = official.reader.get_historical_resolver(official.signed_revision)
+    seal = official.reader.embedded_signatures[0]
+    seal_key = "/" + hashlib.sha1(seal.pkcs7_content).hexdigest().upper()
+    assert seal_key in covered.root["/DSS"]["/VRI"]  # Official signed over Seal's entry
+    final = update(second, _extend_vri(forge, type_vri=True))
     report = assert_passed(verifier, final)
     assert [s.field_name for s in report.signatures] == ["Seal", "Official"]
-
-
-def _vri_key(data: bytes) -> str:
-    """The VRI key of the last signature in ``data``: SHA-1 of its /Contents, upper-case hex."""
-    sig = PdfFileReader(BytesIO(data)).embedded_signatures[-1]
-    return hashlib.sha1(sig.pkcs7_content).hexdigest().upper()
 
 
 def _fresh_ocsp(forge: Forge, label: str) -> bytes:
@@ -208,14 +212,15 @@ def _supersede_ocsp(der: bytes) -> Callable[[IncrementalPdfFileWriter], None]:
     does (new objects for everything)."""
 
     def edit(w: IncrementalPdfFileWriter) -> None:
-        vri, keys = _vri(w)
-        entry = vri[keys[0]]
+        vri, _ = _vri(w)
+        key = _first_signature_key(w)
+        entry = vri[key]
         ocsp_ref = w.add_object(generic.StreamObject(stream_data=der))
         dss = w.root["/DSS"]
         dss["/OCSPs"] = generic.ArrayObject([ocsp_ref])
         copy = generic.DictionaryObject({k: entry.raw_get(k) for k in entry})
         copy["/OCSP"] = generic.ArrayObject([ocsp_ref])
-        vri[keys[0]] = w.add_object(copy)
+        vri[key] = w.add_object(copy)
 
     return edit
 
