@@ -462,6 +462,31 @@ def _replace_content(f: Forge) -> bytes:
     return update(signed, replace)
 
 
+def _fill_dangling(f: Forge) -> bytes:
+    """Shadow replace through a dangling reference: before signing, the page's /Contents also
+    names an object no xref defines (it reads as null, so the signer sees nothing); after signing,
+    an update defines that object with new text. No signed object changes."""
+    planted = int(PdfFileReader(BytesIO(f.sample)).trailer["/Size"]) + 60
+
+    def plant(w: IncrementalPdfFileWriter) -> None:
+        ref, page = _page(w)
+        contents = page.raw_get("/Contents")
+        old = list(contents) if isinstance(contents, generic.ArrayObject) else [contents]
+        page["/Contents"] = generic.ArrayObject([*old, generic.IndirectObject(planted, 0, w)])
+        w.mark_update(ref)
+
+    signed = f.sign(update(f.sample, plant))
+    assert int(PdfFileReader(BytesIO(signed)).trailer["/Size"]) < planted
+
+    def fill(w: IncrementalPdfFileWriter) -> None:
+        while w.add_object(generic.NullObject()).idnum < planted - 1:
+            pass  # unreferenced fillers up to the planted number
+        text = b"q 1 1 1 rg 90 700 420 40 re f Q BT /F1 18 Tf 95 712 Td (Someone Else) Tj ET"
+        assert w.add_object(generic.StreamObject(stream_data=text)).idnum == planted
+
+    return update(signed, fill)
+
+
 def _replace_font(f: Forge) -> bytes:
     """Shadow replace: a second font prepared before signing replaces the used one after."""
 
@@ -742,6 +767,8 @@ CASES: list[Case] = [
          "shadow hide: overlay XObject prepared before signing, drawn after"),
     Case("shadow-replace-content", FAILED, "FORMAT_FAILURE", True, _replace_content,
          "shadow replace: the signed content stream object redefined"),
+    Case("shadow-fill-dangling", FAILED, "FORMAT_FAILURE", True, _fill_dangling,
+         "shadow replace: page /Contents names an undefined object at signing, defined after"),
     Case("shadow-replace-font", FAILED, "FORMAT_FAILURE", True, _replace_font,
          "shadow replace: font resource swapped for one prepared before signing"),
     Case("shadow-hide-and-replace", FAILED, "FORMAT_FAILURE", True, _hide_and_replace,
