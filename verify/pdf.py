@@ -662,14 +662,28 @@ class Verifier:
         sig.compute_integrity_info(self._spec.diff_policy)
         integrity = sig.summarise_integrity_info()
         path_errors: list[PathValidationError] = []
+        notes: list[str] = []  # ours, shown whatever the verdict
         token = _PATH_ERRORS.set(path_errors)
         try:
-            result = await self._ades(sig, timing, self._document_spec(fetch))
+            spec = self._document_spec(fetch)
+            result = await self._ades(sig, timing, spec)
+            broken = _broken_signature_timestamp(sig, result)
+            if broken is not None:
+                # ETSI EN 319 102-1 5.5: a timestamp that does not validate is ignored, which
+                # leaves the signature itself to basic validation; it proves nothing either way.
+                notes.append(broken)
+                path_errors.clear()
+                result = await ades_basic_validation(
+                    sig.signed_data,
+                    self._with_dss(sig, spec),
+                    timing_info=timing,
+                    raw_digest=sig.compute_digest(),
+                )
         finally:
             _PATH_ERRORS.reset(token)
         status = result.api_status
         sub_indic: AdESSubIndic = result.ades_subindic
-        details: list[str] = []
+        details: list[str] = list(notes)
         if result.failure_msg:
             details.append(" ".join(result.failure_msg.split()))
         ind = _indication(sub_indic)
@@ -727,7 +741,7 @@ class Verifier:
             modification_level=_level_name(_mod_level(integrity.get("diff_result"), coverage)),
             docmdp=docmdp.name if docmdp else None,
             # pyHanko leaves remarks on passed results too ("did not manage to improve ...")
-            details=tuple(details) if ind is not Indication.TOTAL_PASSED else (),
+            details=tuple(details) if ind is not Indication.TOTAL_PASSED else tuple(notes),
         )
 
     async def _ades(
@@ -823,6 +837,30 @@ def _budget_hit(fetch: DocumentFetch | None, ind: Indication, sub: str | None) -
         and fetch.budget.refused > 0
         and ind is Indication.INDETERMINATE
         and sub in _REVINFO_MISSING
+    )
+
+
+def _broken_signature_timestamp(
+    sig: EmbeddedPdfSignature, result: AdESBasicValidationResult[Any]
+) -> str | None:
+    """Why the signature timestamp, not the signature, made a validation with time fail, or None.
+
+    pyHanko answers a timestamp token whose own signature or imprint fails with the signature's
+    SIG_CRYPTO_FAILURE / HASH_FAILURE although the signature itself verified (its status is
+    intact and valid): that would call a genuine signature forged.
+    """
+    status = result.api_status
+    sub = result.ades_subindic
+    if sub.status is not AdESStatus.FAILED or status is None:
+        return None
+    if not (status.intact and status.valid) or not _has_signature_timestamp(sig):
+        return None
+    if sub.standard_name not in ("SIG_CRYPTO_FAILURE", "HASH_FAILURE"):
+        return None
+    what = "signature" if sub.standard_name == "SIG_CRYPTO_FAILURE" else "message imprint"
+    return (
+        f"the signature timestamp does not validate (the timestamp token's {what} does not "
+        "verify); it was ignored and the signature validated without it"
     )
 
 

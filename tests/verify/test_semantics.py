@@ -391,3 +391,28 @@ def test_a_dss_that_predates_a_signature_does_not_make_it_b_lt(
     report = _verify(pki, two, online=True)
     assert _one(report, "Signature1").pades_level == "B-LT"
     assert _one(report, "Signature2").pades_level == "B-T"
+
+
+def test_broken_signature_timestamp_is_ignored_not_called_a_forgery(
+    pki: testpki.TestPki, b_lt_ec: bytes
+) -> None:
+    """The signature timestamp's own signature is broken; the signature itself is genuine. ETSI
+    EN 319 102-1 ignores a timestamp that does not validate: the signature is judged without it
+    (here it passes with the embedded revocation data), and the report says what was ignored."""
+
+    def break_token(info: cms.SignerInfo) -> None:
+        token = info["unsigned_attrs"][0]["values"][0]
+        tst_info = token["content"]["signer_infos"][0]
+        value = bytearray(tst_info["signature"].native)
+        value[10] ^= 0x01
+        tst_info["signature"] = bytes(value)
+
+    report = _verify(pki, _rewrite_cms(b_lt_ec, break_token))
+    sig = _one(report, "Signature1")
+    assert sig.subindication != "SIG_CRYPTO_FAILURE", sig
+    assert sig.indication is Indication.TOTAL_PASSED, sig
+    assert sig.details == (
+        "the signature timestamp does not validate (the timestamp token's signature does not "
+        "verify); it was ignored and the signature validated without it",
+    )
+    assert sig.timestamp_time is None
