@@ -89,6 +89,18 @@ def test_unsigned_pdf_is_no_signature_with_its_own_exit_code(pki: testpki.TestPk
     assert r.code == 10 and "NOT SIGNED (NO-SIGNATURE)" in r.out, r.out
 
 
+def test_batch_with_an_unsigned_pdf_exits_10_and_counts_it(
+    pki: testpki.TestPki, b_lt_ec: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / "signed.pdf").write_bytes(b_lt_ec)
+    (tmp_path / "unsigned.pdf").write_bytes(SAMPLE.read_bytes())
+    r = run_esign("verify", str(tmp_path), "--trust", str(pki.trust_dir), "--offline", "--jsonl")
+    assert r.code == 10, r.out + r.err
+    got = sorted(json.loads(line)["indication"] for line in r.out.splitlines())
+    assert got == ["NO-SIGNATURE", "TOTAL-PASSED"]
+    assert "2 файл: 1 хүчинтэй, 0 хүчингүй, 0 тодорхойгүй, 1 гарын үсэггүй" in r.err
+
+
 # --- class 3: RFC 3161 document timestamps typed /Sig or untyped ---------------------------------
 
 
