@@ -275,6 +275,18 @@ def _live_in(old: HistoricalResolver, idnum: int) -> bool:
     return False
 
 
+def _object_streams(rev: HistoricalResolver) -> set[int]:
+    """Numbers of the object streams any revision up to ``rev`` stores objects in."""
+    xrefs = rev.reader.xrefs
+    found: set[int] = set()
+    for r in range(rev.revision + 1):
+        data = xrefs.get_xref_data(r)
+        sections = [data] + ([data.hybrid.xref_data] if data.hybrid is not None else [])
+        for section in sections:
+            found.update(loc.obj_stream_id for loc in section.xrefs_in_objstm.values())
+    return found
+
+
 class HarmlessFreeRule(QualifiedWhitelistRule):
     """Free entries (Acrobat writes "65535 f") that cannot change what the document shows: the
     number was not in use when signed, or nothing in the new revision refers to it any more (what
@@ -288,7 +300,11 @@ class HarmlessFreeRule(QualifiedWhitelistRule):
         if not freed:
             return
         reachable: set[int] | None = None
+        streams = _object_streams(new)
         for ref in freed:
+            if ref.idnum in streams:
+                # objects stored in it stay listed in the xref: viewers could no longer load them
+                raise SuspiciousModification(f"Object stream {ref.idnum} was freed.")
             if _live_in(old, ref.idnum):
                 if reachable is None:
                     deps = new.collect_dependencies(new.trailer_view)

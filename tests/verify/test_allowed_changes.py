@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from io import BytesIO
@@ -340,6 +341,20 @@ def test_free_appearance_still_in_use_fails(
     old_ap = _appearance_number(certified_form)
     report = assert_not_passed(verifier, append_free(certified_form, [(old_ap, 65535)]))
     assert report.indication is Indication.TOTAL_FAILED
+
+
+def test_free_object_stream_fails(verifier: Verifier, forge: Forge, tmp_path: Path) -> None:
+    """Not allowed: freeing an object stream nothing refers to by reference, but whose objects
+    (the page among them) the xref still places in it: viewers could no longer load them."""
+    packed = tmp_path / "objstm.pdf"
+    src = REPO / "samples" / "certificate.pdf"
+    subprocess.run(["qpdf", "--object-streams=generate", str(src), str(packed)], check=True)
+    signed = forge.sign(packed.read_bytes())
+    streams = PdfFileReader(BytesIO(signed)).xrefs.object_streams_used_in(0)
+    assert streams
+    for stream in streams:
+        report = assert_not_passed(verifier, append_free(signed, [(stream.idnum, 65535)]))
+        assert report.indication is Indication.TOTAL_FAILED
 
 
 # --- class 5: /Resources replaced by an identical copy -------------------------------------------
