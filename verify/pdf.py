@@ -6,15 +6,17 @@ after signing, and DocMDP permissions. A verdict is never TOTAL-PASSED unless ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import gc
 import hashlib
 import logging
 import re
+import threading
 import traceback
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,7 +171,37 @@ class _PathErrorLog(logging.Handler):
             found.append(error)
 
 
-logging.getLogger("pyhanko.sign.validation.generic_cms").addHandler(_PathErrorLog())
+_CMS_LOG = logging.getLogger("pyhanko.sign.validation.generic_cms")
+_CMS_LOG.addHandler(_PathErrorLog())
+_capturing = {"depth": 0, "level": logging.NOTSET, "propagate": True}
+_capturing_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _path_errors(found: list[PathValidationError]) -> Iterator[None]:
+    """Collect the path-validation errors pyHanko logs meanwhile into ``found``.
+
+    The CLI and the workers silence pyHanko's logging (it prints tracebacks); while collecting,
+    the logger is enabled for warnings and, where it was silenced, kept from propagating, so
+    nothing is printed that was not printed before.
+    """
+    with _capturing_lock:
+        if _capturing["depth"] == 0:
+            _capturing.update(level=_CMS_LOG.level, propagate=_CMS_LOG.propagate)
+            if not _CMS_LOG.isEnabledFor(logging.WARNING):
+                _CMS_LOG.setLevel(logging.WARNING)
+                _CMS_LOG.propagate = False
+        _capturing["depth"] += 1
+    token = _PATH_ERRORS.set(found)
+    try:
+        yield
+    finally:
+        _PATH_ERRORS.reset(token)
+        with _capturing_lock:
+            _capturing["depth"] -= 1
+            if _capturing["depth"] == 0:
+                _CMS_LOG.setLevel(_capturing["level"])
+                _CMS_LOG.propagate = bool(_capturing["propagate"])
 
 
 def _revinfo_urls(cert: x509.Certificate) -> list[str]:
@@ -606,13 +638,10 @@ class Verifier:
             revocation_mode="soft-fail",
             algorithm_usage_policy=self._crypto,
         )
-        token = _PATH_ERRORS.set(path_errors)
-        try:
+        with _path_errors(path_errors):
             status = await async_validate_pdf_timestamp(
                 sig, validation_context=vc, diff_policy=self._spec.diff_policy
             )
-        finally:
-            _PATH_ERRORS.reset(token)
         post = _modification_problem(status.coverage, status.diff_result, status.docmdp_ok, None)
         details: list[str] = []
         text: Text | None = None
@@ -663,8 +692,7 @@ class Verifier:
         integrity = sig.summarise_integrity_info()
         path_errors: list[PathValidationError] = []
         notes: list[str] = []  # ours, shown whatever the verdict
-        token = _PATH_ERRORS.set(path_errors)
-        try:
+        with _path_errors(path_errors):
             spec = self._document_spec(fetch)
             result = await self._ades(sig, timing, spec)
             broken = _broken_signature_timestamp(sig, result)
@@ -679,8 +707,6 @@ class Verifier:
                     timing_info=timing,
                     raw_digest=sig.compute_digest(),
                 )
-        finally:
-            _PATH_ERRORS.reset(token)
         status = result.api_status
         sub_indic: AdESSubIndic = result.ades_subindic
         details: list[str] = list(notes)

@@ -365,6 +365,19 @@ def test_missing_revocation_data_names_the_certificate_and_why(
     assert sig.details[0].endswith("none is embedded in the file, and fetching is off (offline)")
 
 
+def test_cli_names_the_certificate_without_revocation_data(
+    pki: testpki.TestPki, services: PkiServices, tmp_path: Path
+) -> None:
+    """The CLI silences pyHanko's logging; the reasons must reach the report all the same."""
+    path = tmp_path / "b-b.pdf"
+    path.write_bytes(_sign(pki, SAMPLE.read_bytes(), "mn-ec", PadesLevel.B_B, "Signature1"))
+    r = run_esign("verify", str(path), "--trust", str(pki.trust_dir), "--offline", "--lang", "en")
+    assert r.code == 2, r.out + r.err
+    assert "Detail: no revocation information could be found for" in r.out, r.out
+    assert "none is embedded in the file, and fetching is off (offline)" in r.out
+    assert "Traceback" not in r.err and "WARNING" not in r.err, r.err
+
+
 def test_refused_revocation_fetch_is_named(pki: testpki.TestPki, services: PkiServices) -> None:
     signed = _sign(pki, SAMPLE.read_bytes(), "mn-ec", PadesLevel.B_B, "Signature1")
     trust = TrustConfig.from_paths(
