@@ -6,6 +6,11 @@ a later update may define an object under that number (pyHanko's LTV update numb
 from the trailer's /Size). pyHanko's difference analysis trips on both: a KeyError while it
 looks for orphaned objects, and "unexplained xrefs" because the signed revision's trailer "used"
 the number. Viewers never show what /AdditionalStreams names, so neither changes a signed page.
+
+The same reading of undefined numbers, made precise for the difference analysis: filling in a
+number the signed revision referred to anywhere else is refused (it changes what a page shows);
+a number it neither defined nor referred to is as fresh as one past its /Size (writers such as
+poppler reuse the numbers pyHanko's writer skips).
 """
 
 from __future__ import annotations
