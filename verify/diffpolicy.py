@@ -297,22 +297,30 @@ class HarmlessFreeRule(QualifiedWhitelistRule):
         self, old: HistoricalResolver, new: HistoricalResolver
     ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
         freed = new.refs_freed_in_revision()
-        if not freed:
+        # numbers freed since signing, here or in an earlier update, that were in use when signed
+        # and are still free: nothing in this revision may refer to them
+        xrefs = new.reader.xrefs
+        since = {
+            ref.idnum
+            for rev in range(old.revision + 1, new.revision + 1)
+            for ref in xrefs.refs_freed_in_revision(rev)
+        }
+        gone = {n for n in since if _live_in(old, n) and not _live_in(new, n)}
+        if not freed and not gone:
             return
-        reachable: set[int] | None = None
         streams = _object_streams(new)
         for ref in freed:
             if ref.idnum in streams:
                 # objects stored in it stay listed in the xref: viewers could no longer load them
                 raise SuspiciousModification(f"Object stream {ref.idnum} was freed.")
-            if _live_in(old, ref.idnum):
-                if reachable is None:
-                    deps = new.collect_dependencies(new.trailer_view)
-                    reachable = {r.idnum for r in deps}
-                if ref.idnum in reachable:
-                    raise SuspiciousModification(
-                        f"Object {ref.idnum}, in use when signed and still referred to, was freed."
-                    )
+        if gone:
+            reachable = {r.idnum for r in new.collect_dependencies(new.trailer_view)}
+            used = sorted(gone & reachable)
+            if used:
+                raise SuspiciousModification(
+                    f"Object {used[0]}, in use when signed and freed since, is referred to."
+                )
+        for ref in freed:
             yield ModificationLevel.LTA_UPDATES, ReferenceUpdate(ref)
 
 

@@ -318,6 +318,14 @@ def _text_field_ref(w: IncrementalPdfFileWriter) -> generic.IndirectObject:
     return ref
 
 
+def _text_field_ref_in(reader: PdfFileReader) -> generic.DictionaryObject:
+    arr = reader.root["/AcroForm"]["/Fields"]
+    field: generic.DictionaryObject = next(
+        arr[i] for i in range(len(arr)) if arr[i].get("/FT") == "/Tx"
+    )
+    return field
+
+
 def _appearance_number(data: bytes) -> int:
     w = IncrementalPdfFileWriter(BytesIO(data))
     ap: generic.IndirectObject = _text_field_ref(w).get_object()["/AP"].raw_get("/N")
@@ -340,6 +348,28 @@ def test_free_appearance_still_in_use_fails(
     """Not allowed: the freed appearance is still the field's (viewers would show nothing)."""
     old_ap = _appearance_number(certified_form)
     report = assert_not_passed(verifier, append_free(certified_form, [(old_ap, 65535)]))
+    assert report.indication is Indication.TOTAL_FAILED
+
+
+def test_freed_appearance_referred_to_again_fails(
+    verifier: Verifier, forge: Forge, certified_form: bytes
+) -> None:
+    """Not allowed: after the freeing update, a later one points the field back at the freed
+    appearance (the field then reads as it did when signed, but viewers find no appearance)."""
+    old_ap = _appearance_number(certified_form)
+    filled = update(certified_form, _fill_text("B-9999"))
+    freed = append_free(filled, [(old_ap, 65535)])
+
+    def restore(w: IncrementalPdfFileWriter) -> None:
+        signed_field = PdfFileReader(BytesIO(certified_form))
+        ref = _text_field_ref(w)
+        field = ref.get_object()
+        before = _text_field_ref_in(signed_field)
+        for key in ("/V", "/AP"):
+            field[key] = before.raw_get(key)
+        w.mark_update(ref)
+
+    report = assert_not_passed(verifier, update(freed, restore))
     assert report.indication is Indication.TOTAL_FAILED
 
 
