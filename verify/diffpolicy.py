@@ -8,12 +8,17 @@ Each widening keeps what a signed page shows fixed:
   newer replacement, and a revoked status stays revoked (pyHanko itself already lets /DSS arrays
   lose items; the VRI is only an index into them).
 - an object may be freed (e.g. "65535 f") when the signed revision had no live object with that
-  number, or when nothing in the new revision refers to it any more;
+  number, or when nothing refers to it any more (and no later revision does); an object stream is
+  never freed;
 - an object rewritten with the same content after dereferencing (a page whose /Resources became an
   identical new object) is no change;
 - form filling may set a list box's selected indices (/I, ISO 32000-2 12.7.5.4) with its value;
 - a page that gains a signature widget may also gain an inheritable attribute (/MediaBox ...) set
   to the value it inherited.
+
+Built on pyHanko 0.38 internals where no public hook exists (_validate_dss_substructure, the
+module-level compare_dicts of form_field_rules): tests/verify/test_allowed_changes.py fails if an
+upgrade moves them.
 """
 
 from __future__ import annotations
