@@ -159,8 +159,8 @@ def _check_vri(
                 yield ReferenceUpdate(ref, context_checked=context)
             elif old.is_ref_unassignable(ref):
                 yield ReferenceUpdate(ref)
-            else:
-                raise SuspiciousModification(f"VRI key {key}: update clobbers or reuses {ref}.")
+            # else: an object that existed when signed, shared (as pyHanko allows); approving it is
+            # left to no one, so if this revision rewrote it, that rewrite stays unexplained
         old_entry = _deref(old_raw) if old_raw is not None else generic.DictionaryObject()
         new_entry = _deref(new_raw)
         assert_not_stream(new_entry)
