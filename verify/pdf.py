@@ -738,8 +738,8 @@ class Verifier:
             )
             if problem is not None:
                 ind, sub, text = Indication.TOTAL_FAILED, "FORMAT_FAILURE", reason(problem)
-                if isinstance(integrity.get("diff_result"), Exception):
-                    details.append(f"difference analysis: {integrity['diff_result']}")
+                # the verdict is the change's, not what the AdES process left open
+                details = [*_modification_detail(integrity.get("diff_result")), *notes]
         if status is None and ind is Indication.TOTAL_PASSED:  # never pass without a status
             ind, sub = Indication.INDETERMINATE, "GENERIC"
             text = explain(sub, ind)
@@ -864,6 +864,15 @@ def _budget_hit(fetch: DocumentFetch | None, ind: Indication, sub: str | None) -
         and ind is Indication.INDETERMINATE
         and sub in _REVINFO_MISSING
     )
+
+
+def _modification_detail(diff_result: object) -> list[str]:
+    if isinstance(diff_result, Exception):
+        return [f"difference analysis: {_words(diff_result)}"]
+    level = getattr(diff_result, "modification_level", None)
+    if isinstance(level, ModificationLevel):
+        return [f"difference analysis: the later revisions change the document ({level.name})"]
+    return []
 
 
 def _broken_signature_timestamp(

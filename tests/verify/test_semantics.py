@@ -441,3 +441,22 @@ def test_broken_signature_timestamp_is_ignored_not_called_a_forgery(
         "verify); it was ignored and the signature validated without it",
     )
     assert sig.timestamp_time is None
+
+
+def test_a_forbidden_change_is_the_detail_not_what_ades_left_open(
+    pki: testpki.TestPki, services: PkiServices
+) -> None:
+    """Offline, a B-B signature lacks revocation data (INDETERMINATE); a page rotated after
+    signing makes it TOTAL-FAILED, and the detail must say what changed, not the revocation."""
+    signed = _sign(pki, SAMPLE.read_bytes(), "mn-ec", PadesLevel.B_B, "Signature1")
+    writer = IncrementalPdfFileWriter(BytesIO(signed))
+    page_ref = writer.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    page["/Rotate"] = generic.NumberObject(90)
+    writer.update_container(page)
+    out = BytesIO()
+    writer.write(out)
+    sig = _one(_verify(pki, out.getvalue()), "Signature1")
+    assert (sig.indication, sig.subindication) == (Indication.TOTAL_FAILED, "FORMAT_FAILURE")
+    assert sig.details and sig.details[0].startswith("difference analysis:"), sig.details
+    assert not any("revocation" in d for d in sig.details), sig.details
