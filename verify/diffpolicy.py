@@ -75,7 +75,21 @@ def _deref(value: generic.PdfObject) -> generic.PdfObject:
 
 
 def _stream_payloads(entry: generic.DictionaryObject, key: str) -> set[bytes]:
-    """The decoded contents of the DER streams listed under ``key`` (none if absent)."""
+    """The decoded contents of the DER streams listed under ``key`` (none if absent).
+
+    Remembered on the entry object itself: pyHanko diffs each signed revision against every later
+    one, so one revision's VRI entries are read once per signature (a third of a 25-signature
+    file's verification, bench/many_signatures.py). A historical revision's objects never change
+    once read, and the memo dies with the document's reader.
+    """
+    memo: dict[str, frozenset[bytes]] = entry.__dict__.setdefault("_esign_payloads", {})
+    known = memo.get(key)
+    if known is None:
+        known = memo[key] = frozenset(_read_payloads(entry, key))
+    return set(known)
+
+
+def _read_payloads(entry: generic.DictionaryObject, key: str) -> set[bytes]:
     try:
         arr = _deref(entry.raw_get(key))
     except KeyError:
