@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -75,13 +76,15 @@ def main() -> None:
         build(pki, doc)
         print(f"built {doc} in {time.perf_counter() - start:.1f} s")
     data = doc.read_bytes()
+    # the test PKI's OCSP responses are fresh for minutes only: judge as of when it was signed
+    at = datetime.fromtimestamp(doc.stat().st_mtime, UTC)
     reader = PdfFileReader(BytesIO(data))
     print(f"{doc.name}: {len(reader.embedded_signatures)} signatures, "
           f"{reader.xrefs.total_revisions} revisions, {len(data) // 1024} KiB; "
           f"median of {args.runs}")  # fmt: skip
 
     esign = [str(Path(sys.executable).with_name("esign")), "verify", "--offline", "--lang", "en"]
-    esign += ["--trust", str(pki.trust_dir), str(doc)]
+    esign += ["--at", at.isoformat(), "--trust", str(pki.trust_dir), str(doc)]
     first = subprocess.run(esign, capture_output=True, text=True, check=False)
     cli_verdict = first.stdout.partition("\n")[0].rpartition(": ")[2] or first.stderr.strip()
     ours_cli = timed(lambda: subprocess.run(esign, capture_output=True), args.runs)
@@ -102,7 +105,7 @@ def main() -> None:
               f"{ours_cli / theirs_cli:4.2f}")  # fmt: skip
 
     trust = TrustConfig.from_paths([pki.trust_dir], intermediates=[pki.intermediates_dir])
-    verifier = Verifier(trust, VerifyOptions(online=False))
+    verifier = Verifier(trust, VerifyOptions(at=at, online=False))
     verdict = verifier.verify_bytes(data).indication.value
     ours = timed(lambda: verifier.verify_bytes(data), args.runs)
     anchors = list(load_cert_paths([pki.trust_dir]))
