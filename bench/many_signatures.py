@@ -6,6 +6,11 @@ in the temp dir), then timed in the same run: `esign verify --offline` beside
 `pyhanko sign validate --no-strict-syntax` (CLI wall; pyHanko's CLI validates every signature of
 the file in one call), and in-process `Verifier.verify_bytes` beside a plain pyHanko loop over
 `reader.embedded_signatures` with `validate_pdf_signature`. Figures only; never fails a build.
+
+Measured 2026-11-26 (2 shared cores, median of 5): before sharing per-revision work, esign CLI
+3.25 s vs pyHanko CLI 2.67 s (1.22x; in-process 2.99 s vs 2.23 s, 1.34x); after (per-reader
+memo of each object's introducing revision, per-entry memo of VRI stream payloads) 2.42 s vs
+2.73 s (0.89x; in-process 2.13 s vs 2.19 s, 0.97x).
 """
 
 from __future__ import annotations
