@@ -485,6 +485,9 @@ class Verifier:
             limit = str(decode_limit(e, limits))
             return self._document(name, [], timing, mode, doc_error=("FORMAT_FAILURE", limit))
         except MALFORMED as e:
+            if _raised_in_decryption(e):
+                why = f"esign cannot decrypt it: {e}"
+                return _locked_report(name, why, timing, mode)
             return self._document(
                 name, [], timing, mode, doc_error=("FORMAT_FAILURE", f"unreadable PDF: {e}")
             )
@@ -838,6 +841,26 @@ def _unlock(reader: PdfFileReader, password: bytes | None) -> str | None:
     if password:
         return "the PDF is encrypted and the given password does not open it"
     return "the PDF is encrypted with a user password: give it with --password-file"
+
+
+def _raised_in_decryption(error: BaseException) -> bool:
+    """Whether reading failed inside pyHanko's security handlers (an encryption scheme or
+    parameters it does not support). That proves nothing about the signatures: the file is
+    INDETERMINATE, like one whose password we lack, never TOTAL-FAILED."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            if _CRYPT_PACKAGE in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+                return True
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_CRYPT_PACKAGE = "/pyhanko/pdf_utils/crypt/"
 
 
 def _locked_report(name: str, why: str, timing: ValidationTimingInfo, mode: str) -> DocumentReport:

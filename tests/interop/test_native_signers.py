@@ -25,7 +25,7 @@ from esign import testpki
 from esign.keysource import load_key
 from esign.pades import DocumentSigner, PadesLevel, SignOptions
 from esign.services import PkiServices
-from tests.helpers import REPO, require_tool
+from tests.helpers import REPO, require_tool, run_esign
 from tests.interop import hybrid
 from tests.interop.matrix import EsignResult, Matrix, esign_verify
 
@@ -290,6 +290,23 @@ def test_qpdf_encrypted_empty_user_password(
         password="",
     )
     _passed(r)
+
+
+def test_encryption_scheme_esign_cannot_open_is_indeterminate(
+    pki: testpki.TestPki, services: PkiServices, work: Path, p12: Path
+) -> None:
+    """A signed PDF under a security handler pyHanko does not know (/Filter renamed, same
+    length): nothing is proven either way, so INDETERMINATE with the reason, never TOTAL-FAILED."""
+    enc = work / "unknown-handler-in.pdf"
+    _encrypt(SAMPLE, enc, "")
+    signed = _pyhanko_sign(enc.read_bytes(), p12, password="")
+    assert signed.count(b"/Standard") == 1
+    odd = work / "unknown-handler.pdf"
+    odd.write_bytes(signed.replace(b"/Standard", b"/Nonesuch"))
+    r = run_esign("verify", str(odd), "--trust", str(pki.trust_dir), "--offline", "--lang", "en")
+    assert r.code == 2, r.out + r.err
+    assert "INDETERMINATE" in r.out and "TOTAL-FAILED" not in r.out
+    assert "cannot decrypt it" in r.out and "/Nonesuch" in r.out
 
 
 def test_qpdf_encrypted_user_password(
