@@ -18,6 +18,19 @@ from typing import Any
 
 from .errors import InputError
 
+
+class TemplateKeyError(InputError):
+    """A template key the loader does not read (unknown or misplaced), or a missing required one.
+
+    ``key`` is the key's name and ``line`` its 1-based line in the file (0 when not found).
+    """
+
+    def __init__(self, message: str, *, key: str, line: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.line = line
+
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "samples" / "templates"
 REGISTER_NUMBER = re.compile(r"^[А-ЯЁӨҮ]{2}\d{8}$")
 
@@ -71,19 +84,115 @@ def _text(data: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+_ALLOWED: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"doc_type", "number_prefix", "validity_days", "issuer", "title", "fields", "body"}
+        | {"seal_fields"}
+    ),
+    "issuer": frozenset({"code", "name_mn", "name_en"}),
+    "title": frozenset({"mn", "en"}),
+    "fields": frozenset({"key", "label_mn", "label_en"}),
+    "body": frozenset({"mn", "en"}),
+}
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _bare(key: str) -> str:
+    return key.strip().strip("\"'")
+
+
+def _key_line(text: str, table: str, key: str) -> int:
+    """The 1-based line where ``key`` is defined in ``table`` ("" for the top level), 0 if unseen.
+
+    tomllib keeps no positions, so the file text is scanned: headers set the current table, and a
+    key counts where it starts a line (``key =``, ``key.sub =``) or names a table (``[key]``).
+    """
+    current = ""
+    fallback = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            parts = [_bare(p) for p in header.group(1).split(".")]
+            current = parts[0]
+            if table == "" and parts[0] == key:
+                return number
+            if len(parts) > 1 and parts[0] == table and parts[1] == key:
+                return number
+            continue
+        head = line.split("=", 1)[0] if "=" in line else ""
+        parts = [_bare(p) for p in head.split(".")] if head.strip() else []
+        if not parts:
+            continue
+        if current == table and parts[0] == key:
+            return number
+        if current == "" and len(parts) > 1 and parts[0] == table and parts[1] == key:
+            return number
+        if not fallback and key in parts:
+            fallback = number
+    return fallback
+
+
+def _check_keys(raw: Mapping[str, Any], text: str, where: str) -> None:
+    """Refuse any key the loader would not read: a misplaced key is silently lost otherwise."""
+
+    def refuse(table: str, key: str) -> None:
+        line = _key_line(text, table, key)
+        place = "[[fields]]" if table == "fields" else f"[{table}]" if table else "the top level"
+        at = f" (line {line})" if line else ""
+        raise TemplateKeyError(
+            f"{where}{at}: unknown key {key!r} in {place}; allowed there: "
+            f"{', '.join(sorted(_ALLOWED[table]))}",
+            key=key,
+            line=line,
+        )
+
+    for key in raw:
+        if key not in _ALLOWED[""]:
+            refuse("", key)
+    for table in ("issuer", "title", "body"):
+        value = raw.get(table)
+        if isinstance(value, Mapping):
+            for key in value:
+                if key not in _ALLOWED[table]:
+                    refuse(table, key)
+    fields = raw.get("fields")
+    if isinstance(fields, list):
+        for entry in fields:
+            if isinstance(entry, Mapping):
+                for key in entry:
+                    if key not in _ALLOWED["fields"]:
+                        refuse("fields", key)
+
+
 def load_template(name_or_path: str) -> Template:
     """A template by name (``samples/templates/NAME.toml``) or by path."""
     path = Path(name_or_path)
     if not path.suffix:
         path = TEMPLATE_DIR / f"{name_or_path}.toml"
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as e:
         known = ", ".join(sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml")))
         raise InputError(f"no template {name_or_path!r} (known: {known})") from e
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"template {path} is not valid TOML: {e}") from e
     where = f"template {path.name}"
+    _check_keys(raw, text, where)
+    seal_fields = raw.get("seal_fields")
+    if (
+        not isinstance(seal_fields, list)
+        or not seal_fields
+        or not all(isinstance(s, str) for s in seal_fields)
+    ):
+        line = _key_line(text, "", "seal_fields")
+        at = f" (line {line})" if line else ""
+        raise TemplateKeyError(
+            f"{where}{at}: 'seal_fields' must be a non-empty list of field keys at the top level,"
+            " before the first [table]",
+            key="seal_fields",
+            line=line,
+        )
     try:
         fields = tuple(
             Field(_text(f, "key", where), _text(f, "label_mn", where), _text(f, "label_en", where))
@@ -104,7 +213,7 @@ def load_template(name_or_path: str) -> Template:
             fields=fields,
             body_mn=_text(body, "mn", where),
             body_en=_text(body, "en", where),
-            seal_fields=tuple(str(s) for s in raw.get("seal_fields", [])),
+            seal_fields=tuple(seal_fields),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{where} is incomplete: {e}") from e
