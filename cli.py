@@ -398,6 +398,11 @@ DEFAULT_REGISTRY = "sqlite:esign-registry.sqlite3"  # relative to the working fo
     help=f"Registry URL (sqlite:FILE or postgresql://...; default {DEFAULT_REGISTRY}).",
 )
 @click.option("--no-registry", is_flag=True, help="Do not record issued documents.")
+@click.option(
+    "--reissue",
+    is_flag=True,
+    help="Re-issue the lost file of a recorded, active document (else: refused, already issued).",
+)
 @handles_errors
 def issue(
     template_name: str,
@@ -418,6 +423,7 @@ def issue(
     base_url: str,
     registry_url: str | None,
     no_registry: bool,
+    reissue: bool,
 ) -> int:
     """Issue certificates: render from a template, stamp the QR seal, sign, record."""
     from contextlib import ExitStack
@@ -456,12 +462,15 @@ def issue(
             base_url=base_url,
             registry_url=None if no_registry else (registry_url or DEFAULT_REGISTRY),
             workers=workers,
+            reissue=reissue,
+            operator=_operator(),
         )
         if data_file is not None:
             assert output is not None
             issuer = build_issuer(settings)
             try:
-                issued = issuer.issue_to(load_data(data_file, issuer.template), output)
+                data = load_data(data_file, issuer.template)
+                issued = issuer.issue_to(data, output, reissue=reissue)
             finally:
                 issuer.close()
             click.echo(f"issued {issued.number} as {output} (id {issued.id})")
@@ -490,6 +499,18 @@ def issue(
             err=True,
         )
         return 1 if summary.failed else 0
+
+
+def _operator() -> str:
+    """Who runs this command, for the audit log: ``cli:user@host``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}@{socket.gethostname()}"
 
 
 def _count_lines(path: Path) -> int:
@@ -541,6 +562,13 @@ def revoke(doc_id: str, reason: str, registry_url: str) -> None:
 
     with open_registry(registry_url) as registry:
         doc = registry.revoke(doc_id.strip().upper(), reason)
+        registry.audit(
+            client=_operator(),
+            action="revoke",
+            key_name="-",
+            document_sha256=doc.pdf_sha256,
+            document_id=doc.id,
+        )
     assert doc.status_time is not None
     click.echo(f"revoked {doc.id} at {doc.status_time:%Y-%m-%dT%H:%M:%SZ}: {doc.status_reason}")
 

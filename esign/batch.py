@@ -2,8 +2,10 @@
 
 Each worker opens the keys and the registry once. A document whose output file exists and (when
 a registry is used) whose id is recorded is skipped, so an interrupted batch continues where it
-stopped without issuing anything twice. Every input line yields one result line; a failure is
-reported and the batch goes on.
+stopped without issuing anything twice. Each number is reserved in the registry before it is
+signed, so overlapping batches issue it once; a recorded number whose file is missing is
+reported "already issued" unless ``reissue`` is set. Every input line yields one result line; a
+failure is reported and the batch goes on.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class BatchSettings:
     base_url: str = "https://verify.e-mongolia.mn"
     registry_url: str | None = None
     workers: int = 2
+    reissue: bool = False  # re-issue lost files of recorded documents (else "already issued")
+    operator: str | None = None  # audit log client, e.g. "cli:user@host"
 
 
 @dataclass
@@ -58,6 +62,7 @@ class BatchSummary:
 
 
 _worker: Any = None
+_worker_reissue = False
 
 
 def build_issuer(settings: BatchSettings) -> Any:
@@ -96,21 +101,30 @@ def build_issuer(settings: BatchSettings) -> Any:
         SealSigner.from_loaded_key(seal_key),
         registry=registry,
         base_url=settings.base_url,
+        operator=settings.operator,
+        key_name=pdf.key,
     )
 
 
 def _init_worker(settings: BatchSettings) -> None:
-    global _worker
+    global _worker, _worker_reissue
     _worker = build_issuer(settings)
+    _worker_reissue = settings.reissue
 
 
 def _issue_one(task: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
     line_no, raw, out_name = task
+    from .registry import DuplicateDocument
+
     try:
         data = parse_data(raw, _worker.template, f"line {line_no}")
-        # Skipped ids (file and record present) never get here; a recorded id whose file was
-        # lost is issued again and the registry updated to describe the new file.
-        issued = _worker.issue_to(data, Path(out_name), replace_lost=True)
+        # Skipped ids (file and record present) never get here. A recorded id (another run
+        # issued it, or its file was lost) is refused unless the batch runs with --reissue.
+        issued = _worker.issue_to(data, Path(out_name), reissue=_worker_reissue)
+    except DuplicateDocument as e:
+        hint = "" if _worker_reissue else "; --reissue re-issues a lost file"
+        error = f"line {line_no}: already issued: {e.message}{hint}"
+        return {"line": line_no, "status": "failed", "id": e.document.id, "error": error}
     except EsignError as e:
         return {"line": line_no, "status": "failed", "error": e.message}
     return {

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .pades import DocumentSigner
-from .pdfio import write_atomic
 from .render import SealBlock, render_certificate
 from .seal import SealClaims, SealSigner, fields_digest
 from .template import DocumentData, Template
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .registry import IssuedDocument, Registry
 
 DEFAULT_BASE_URL = "https://verify.e-mongolia.mn"
 
@@ -56,12 +57,16 @@ class CertificateIssuer:
         *,
         registry: Registry | None = None,
         base_url: str = DEFAULT_BASE_URL,
+        operator: str | None = None,
+        key_name: str = "",
     ) -> None:
         self.template = template
         self.pdf_signer = pdf_signer
         self.seal_signer = seal_signer
         self.registry = registry
         self.base_url = base_url.rstrip("/")
+        self.operator = operator  # audit log client, e.g. "cli:user@host"; None: no audit
+        self.key_name = key_name
 
     def claims(self, data: DocumentData) -> SealClaims:
         t = self.template
@@ -96,54 +101,89 @@ class CertificateIssuer:
         digest = hashlib.sha256(signed).hexdigest()
         return signed, Issued(id=doc_id, number=data.number, url=url, pdf_sha256=digest)
 
-    def issue_to(self, data: DocumentData, out: Path, *, replace_lost: bool = False) -> Issued:
+    def issue_to(self, data: DocumentData, out: Path, *, reissue: bool = False) -> Issued:
         """Write the signed certificate to ``out`` and record it; the file appears complete or
         not at all, and the registry only lists documents whose file was written.
 
-        A number already in the registry is refused before anything is written, unless
-        ``replace_lost`` is set, ``out`` is missing and the recorded document is still active
-        for the same subject: then the lost file is issued again and the registry updated.
+        The number is reserved in the registry before signing, so of concurrent issuers exactly
+        one signs it; a number already there is refused with :class:`DuplicateDocument` before
+        anything is signed. ``reissue`` re-issues a lost file (``out`` missing) of an active
+        document for the same subject and points the registry at the new file.
         """
-        replace = False
-        if self.registry is not None:
-            known = self.registry.get(document_id(self.template.issuer_code, data.number))
-            if known is not None:
-                from .registry import DuplicateDocument
+        from .registry import DuplicateDocument, subject_digest
 
-                if not (replace_lost and not out.exists()):
-                    raise DuplicateDocument(known)
-                replace = True
-        signed, issued = self.render_signed(data)
-        write_atomic(out, signed)
-        if self.registry is not None:
-            if replace:
-                from .registry import subject_digest
-
-                self.registry.replace_file(
-                    issued.id, issued.pdf_sha256, subject_digest(data.register_number, data.name)
-                )
+        doc_id = document_id(self.template.issuer_code, data.number)
+        previous: str | None = None
+        registry = self.registry
+        if registry is not None:
+            known = registry.get(doc_id) if reissue else None
+            if known is None:
+                registry.reserve(self._document(data, doc_id, "0" * 64))
+            elif out.exists():
+                raise DuplicateDocument(known)  # not lost: never signed twice
             else:
-                self.record(data, issued)
+                subject = subject_digest(data.register_number, data.name)
+                previous = registry.reserve_reissue(doc_id, subject)
+        tmp: Path | None = None
+        try:
+            signed, issued = self.render_signed(data)
+            tmp = _write_temp(out, signed)
+            if registry is not None:
+                registry.complete(doc_id, issued.pdf_sha256)
+            os.replace(tmp, out)
+        except BaseException:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            if registry is not None:
+                registry.release(doc_id, previous)
+            raise
+        if registry is not None and self.operator is not None:
+            registry.audit(
+                client=self.operator,
+                action="reissue" if previous is not None else "issue",
+                key_name=self.key_name,
+                document_sha256=issued.pdf_sha256,
+                document_id=doc_id,
+            )
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
+
+    def _document(self, data: DocumentData, doc_id: str, pdf_sha256: str) -> IssuedDocument:
+        from .registry import DocumentStatus, IssuedDocument, subject_digest
+
+        return IssuedDocument(
+            id=doc_id,
+            doc_type=self.template.doc_type,
+            issuer=self.template.issuer_code,
+            subject_digest=subject_digest(data.register_number, data.name),
+            issued_on=data.issued,
+            expires_on=data.expires,
+            status=DocumentStatus.ACTIVE,
+            status_reason=None,
+            status_time=None,
+            pdf_sha256=pdf_sha256,
+            superseded_by=None,
+            created_at=datetime.now(UTC),
+        )
 
     def record(self, data: DocumentData, issued: Issued) -> None:
         """Record an issued document in the registry (after its file or response exists)."""
         assert self.registry is not None
-        from .registry import DocumentStatus, IssuedDocument, subject_digest
+        self.registry.record(self._document(data, issued.id, issued.pdf_sha256))
 
-        self.registry.record(
-            IssuedDocument(
-                id=issued.id,
-                doc_type=self.template.doc_type,
-                issuer=self.template.issuer_code,
-                subject_digest=subject_digest(data.register_number, data.name),
-                issued_on=data.issued,
-                expires_on=data.expires,
-                status=DocumentStatus.ACTIVE,
-                status_reason=None,
-                status_time=None,
-                pdf_sha256=issued.pdf_sha256,
-                superseded_by=None,
-                created_at=datetime.now(UTC),
-            )
-        )
+
+def _write_temp(out: Path, data: bytes) -> Path:
+    """``data`` in a temporary file beside ``out``, to be renamed over it once recorded."""
+    target = out.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp creates 0600; outputs are ordinary files
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp

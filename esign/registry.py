@@ -43,6 +43,7 @@ DEFAULT_PATH = Path("esign-registry.db")
 _SUBJECT_DOMAIN = "esign-subject-v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_ID_LENGTH = 200
+_RESERVED_SHA256 = "0" * 64  # pdf_sha256 of a number claimed but not yet signed
 _IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-variable limit
 _PG_SCHEMA_LOCK = 0x65_73_69_67_6E_72_65_67  # advisory lock key ("esignreg") for migrations
 _PG_CONNECT_TIMEOUT = 10
@@ -361,6 +362,72 @@ class Registry:
                 doc,
             )
         return doc
+
+    def reserve(self, doc: IssuedDocument) -> None:
+        """Claim ``doc.id`` before its PDF is signed, so that one issuer among concurrent ones
+        signs it. Raises :class:`DuplicateDocument` if the id is recorded or reserved.
+        :meth:`complete` or :meth:`release` the reservation afterwards."""
+        self.record(replace(doc, pdf_sha256=_RESERVED_SHA256))
+
+    def reserve_reissue(self, doc_id: str, subject: str) -> str:
+        """Claim an active document of the same subject for re-issuing its lost file, and
+        return the digest it had (to hand back to :meth:`release` on failure). Only one
+        concurrent caller wins; the others get :class:`DuplicateDocument`."""
+        _check_id(doc_id)
+        with self._backend.transaction(write=True) as tx:
+            rows = tx.rows(
+                "SELECT pdf_sha256, status, subject_digest FROM esign_documents WHERE id = ?"
+                + self._backend.lock_rows,
+                (doc_id,),
+            )
+            doc = _get(tx, doc_id)
+            if not rows or doc is None:
+                raise UnknownDocument(doc_id)
+            previous, status, recorded_subject = rows[0]
+            if previous == _RESERVED_SHA256:
+                raise DuplicateDocument(doc)
+            if status != DocumentStatus.ACTIVE.value or recorded_subject != subject:
+                raise StatusConflict(
+                    f"document {doc_id} is {doc.status.value} or for another subject; "
+                    "its file is not re-issued",
+                    doc,
+                )
+            tx.rows(
+                "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ?",
+                (_RESERVED_SHA256, doc_id, previous),
+            )
+        return str(previous)
+
+    def complete(self, doc_id: str, pdf_sha256: str) -> None:
+        """Point a reserved document at its signed file."""
+        if not _HEX64.fullmatch(pdf_sha256) or pdf_sha256 == _RESERVED_SHA256:
+            raise UsageError(f"document {doc_id}: pdf_sha256 is not a document digest")
+        with self._backend.transaction(write=True) as tx:
+            rows = tx.rows(
+                "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ? "
+                "RETURNING id",
+                (pdf_sha256, doc_id, _RESERVED_SHA256),
+            )
+            doc = _get(tx, doc_id)
+        if doc is None:
+            raise UnknownDocument(doc_id)
+        if not rows:
+            raise StatusConflict(f"document {doc_id} is not reserved for issuing", doc)
+
+    def release(self, doc_id: str, previous: str | None = None) -> None:
+        """Give up a reservation whose PDF was not written: forget a new id, or hand a re-issued
+        one back its ``previous`` digest."""
+        with self._backend.transaction(write=True) as tx:
+            if previous is None:
+                tx.rows(
+                    "DELETE FROM esign_documents WHERE id = ? AND pdf_sha256 = ?",
+                    (doc_id, _RESERVED_SHA256),
+                )
+            else:
+                tx.rows(
+                    "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ?",
+                    (previous, doc_id, _RESERVED_SHA256),
+                )
 
     def audit(
         self,

@@ -1,6 +1,6 @@
 """`esign issue --batch`: one result line per input line, failures reported without stopping the
 batch, and resumable: a second run skips what was issued, rewrites nothing, and issues only what
-is missing (deleted files, or the part an interrupted run never reached)."""
+is missing (the part an interrupted run never reached, or deleted files with --reissue)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class Batch:
     out_dir: Path
     registry: str
 
-    def run(self, lines: list[str], name: str = "batch.jsonl") -> BatchRun:
+    def run(self, lines: list[str], name: str = "batch.jsonl", *extra: str) -> BatchRun:
         jsonl = self.folder / name
         jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
         r = run_esign(
@@ -100,6 +100,7 @@ class Batch:
             "http://127.0.0.1:9/",
             "--registry",
             self.registry,
+            *extra,
             cwd=self.folder,
         )
         assert "Traceback" not in r.err, r.err
@@ -220,7 +221,12 @@ def test_deleted_outputs_are_reissued(
 ) -> None:
     batch = make_batch(pki, tmp_path / "deleted")
     lines, before, gone = _delete_three(batch)
-    again = batch.run(lines)
+    refused = batch.run(lines)
+    assert refused.run.code == 1, "a lost file is re-issued only on request (--reissue)"
+    assert {r["id"] for r in refused.by_status("failed")} == gone
+    assert all("already issued" in str(r["error"]) for r in refused.by_status("failed"))
+    assert set(batch.files()) == set(before) - gone
+    again = batch.run(lines, "batch.jsonl", "--reissue")
     assert again.run.code == 0, again.run.out + again.run.err
     assert {r["id"] for r in again.by_status("issued")} == gone
     assert len(again.by_status("skipped")) == GOOD - 3
@@ -243,7 +249,7 @@ def test_deleted_outputs_never_leave_files_the_registry_does_not_describe(
     batch = make_batch(pki, tmp_path / "deleted")
     lines, before, gone = _delete_three(batch)
     for run in range(2):  # re-issued once, then skipped: never a file the registry misdescribes
-        again = batch.run(lines)
+        again = batch.run(lines, "batch.jsonl", "--reissue")
         touched = {str(r["id"]) for r in again.by_status("issued")} | {
             doc_id(int(str(r["line"]))) for r in again.by_status("failed")
         }
