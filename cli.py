@@ -521,14 +521,16 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
-def _serve_test_pki(stack: Any) -> Any:
-    """Build the test PKI if absent and serve its OCSP/CRL/TSA for as long as ``stack`` lives,
-    unless something (e.g. `esign pki serve`) already serves them."""
+def _serve_test_pki(stack: Any, *, hold: bool = False) -> Any:
+    """Build the test PKI if absent (an existing one is reused, at the URL it was built for; never
+    rebuilt) and serve its OCSP/CRL/TSA for as long as ``stack`` lives, unless something (e.g.
+    `esign pki serve`) already serves them. With ``hold``, the PKI's lock is kept as long too:
+    concurrent runs take turns instead of one using services the other stops."""
     from esign import testpki
     from esign.errors import ServiceError
     from esign.services import PkiServices
 
-    built = testpki.build()
+    built = stack.enter_context(testpki.held()) if hold else testpki.build()
     with contextlib.suppress(ServiceError):
         stack.enter_context(PkiServices(built))
     return built
@@ -539,7 +541,7 @@ def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
     from esign import testpki
     from esign.batch import KeySpec
 
-    built = _serve_test_pki(stack)
+    built = _serve_test_pki(stack, hold=True)
     spec = KeySpec(str(built.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
     return spec, tsa_url or built.tsa_url("mn-ec")
 
@@ -705,14 +707,19 @@ def pki() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Where to build (default keys/test-pki).",
 )
-@click.option("--url", default=None, help="Service URL prefix baked into certificates.")
-@click.option("--force", is_flag=True, help="Rebuild with fresh keys even if present.")
+@click.option(
+    "--url",
+    default=None,
+    help="Service URL prefix baked into certificates (default: the existing PKI's, else "
+    "http://127.0.0.1:8781).",
+)
+@click.option("--force", is_flag=True, help="Delete the PKI there and rebuild it with fresh keys.")
 @handles_errors
 def pki_build(root: Path | None, url: str | None, force: bool) -> None:
     """Generate keys and certificates of the test PKI."""
     from esign import testpki
 
-    built = testpki.build(root, url or testpki.DEFAULT_URL, force=force)
+    built = testpki.build(root, url, force=force)
     click.echo(f"test PKI in {built.root} (services at {built.url})")
 
 

@@ -7,6 +7,7 @@ and the demo talk HTTP to real services and can stop them to prove embedded data
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import threading
 from datetime import datetime
@@ -88,10 +89,11 @@ class PkiServices:
     def start(self) -> PkiServices:
         if self._server is not None:
             return self
-        try:
-            self._server = make_server(
-                self.host, self.port, self._app, threaded=True, request_handler=_QuietHandler
-            )
+        try:  # werkzeug prints its own lines on a taken port before exiting: keep ours only
+            with contextlib.redirect_stderr(io.StringIO()):
+                self._server = make_server(
+                    self.host, self.port, self._app, threaded=True, request_handler=_QuietHandler
+                )
         except OSError as e:
             raise ServiceError(
                 f"cannot serve the test PKI on {self.host}:{self.port}: {e.strerror}"

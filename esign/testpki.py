@@ -7,9 +7,12 @@ keys, PKCS#12 bundles, chains and trust anchors. Everything is test material, ne
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ P12_PASSWORD = "esign-test"
 DEFAULT_URL = "http://127.0.0.1:8781"
 SPEC_FILE = "test-pki.yml"
 MANIFEST = "pki.json"
+DIR_ENV = "ESIGN_TEST_PKI"
 
 # Certificates exported with PKCS#12 bundles (those with a signing key a user might load).
 SIGNERS = ("seal", "official", "revoked", "expired", "tsa")
@@ -40,6 +44,10 @@ def spec_path() -> Path:
 
 
 def default_dir() -> Path:
+    """``$ESIGN_TEST_PKI`` if set, else the repository's ``keys/test-pki``."""
+    env = os.environ.get(DIR_ENV)
+    if env:
+        return Path(env)
     return Path(__file__).resolve().parent.parent / "keys" / "test-pki"
 
 
@@ -181,14 +189,59 @@ def _patch_entities(
         registry[EntityLabel(label)] = _utf8_name(cfg, defaults)
 
 
-def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = False) -> TestPki:
-    """Generate keys and export the test PKI to ``root``; reuse one already built for ``url``."""
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Serialise builders of ``root`` across processes. The lock file lives beside the folder,
+    not in it, so that ``--force`` can remove the folder while the lock is held."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def build(root: Path | None = None, url: str | None = None, *, force: bool = False) -> TestPki:
+    """Generate keys and export the test PKI to ``root``, once.
+
+    A PKI already in ``root`` is reused when ``url`` is None or the URL it was built for; one
+    built for another URL, or a folder that holds no complete PKI, is an :class:`InputError`
+    naming the explicit command. Nothing is deleted unless ``force`` is given. Concurrent callers
+    serialise on a lock file beside ``root``.
+    """
     root = (root or default_dir()).resolve()
+    with _locked(root):
+        return _build_locked(root, url, force)
+
+
+@contextmanager
+def held(root: Path | None = None) -> Iterator[TestPki]:
+    """The test PKI in ``root`` (built if absent, as :func:`build` with no URL), with its lock held
+    until the block ends: a run that also serves the PKI's services keeps them to itself, so a
+    concurrent run waits rather than lean on services that stop under it."""
+    root = (root or default_dir()).resolve()
+    with _locked(root):
+        yield _build_locked(root, None, False)
+
+
+def _build_locked(root: Path, url: str | None, force: bool) -> TestPki:
     manifest = root / MANIFEST
-    if manifest.is_file() and not force:
-        existing = TestPki.open(root)
-        if existing.url == url:
-            return existing
+    if not force:
+        if manifest.is_file():
+            existing = TestPki.open(root)
+            if url is None or existing.url == url:
+                return existing
+            raise InputError(
+                f"the test PKI in {root} was built for {existing.url}, not {url}; "
+                f"use it as is, or rebuild it: esign pki build --dir {root} --url {url} --force"
+            )
+        if root.exists() and any(root.iterdir()):
+            raise InputError(
+                f"{root} is not empty but holds no complete test PKI; remove it, or: "
+                f"esign pki build --dir {root} --force"
+            )
+    url = url or DEFAULT_URL
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -215,7 +268,8 @@ def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = Fal
             shutil.copy(
                 pki.cert(str(arch_label), ca), pki.intermediates_dir / f"{arch_label}-{ca}.pem"
             )
-    manifest.write_text(
+    partial = manifest.with_suffix(".tmp")  # written last and renamed: its presence means complete
+    partial.write_text(
         json.dumps(
             {
                 "url": url,
@@ -226,6 +280,7 @@ def build(root: Path | None = None, url: str = DEFAULT_URL, *, force: bool = Fal
             indent=2,
         )
     )
+    partial.replace(manifest)
     return pki
 
 
