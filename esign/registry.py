@@ -342,27 +342,6 @@ class Registry:
                 found.update(row[0] for row in rows)
         return found
 
-    def replace_file(self, doc_id: str, pdf_sha256: str, subject: str) -> IssuedDocument:
-        """Point an active document at a re-issued file (the old one was lost). Only for the
-        same subject and only while active: a revoked document is never printed again."""
-        _check_id(doc_id)
-        with self._backend.transaction(write=True) as tx:
-            rows = tx.rows(
-                "UPDATE esign_documents SET pdf_sha256 = ? "
-                "WHERE id = ? AND status = 'active' AND subject_digest = ? RETURNING id",
-                (pdf_sha256, doc_id, subject),
-            )
-            doc = _get(tx, doc_id)
-        if doc is None:
-            raise UnknownDocument(doc_id)
-        if not rows:
-            raise StatusConflict(
-                f"document {doc_id} is {doc.status.value} or for another subject; "
-                "its file is not re-issued",
-                doc,
-            )
-        return doc
-
     def reserve(self, doc: IssuedDocument) -> None:
         """Claim ``doc.id`` before its PDF is signed, so that one issuer among concurrent ones
         signs it. Raises :class:`DuplicateDocument` if the id is recorded or reserved.

@@ -491,18 +491,22 @@ def test_subject_digest_needs_both_fields() -> None:
         subject_digest("УБ99112233", "")
 
 
-def test_replace_file_only_for_active_documents_of_the_same_subject(registry: Registry) -> None:
+def test_reissue_only_for_active_documents_of_the_same_subject(registry: Registry) -> None:
     doc = registry.record(_doc("REPL-0001"))
-    replaced = registry.replace_file(doc.id, "b" * 64, doc.subject_digest)
+    previous = registry.reserve_reissue(doc.id, doc.subject_digest)
+    assert previous == doc.pdf_sha256
+    registry.complete(doc.id, "b" * 64)
+    replaced = registry.get(doc.id)
+    assert replaced is not None
     assert replaced.pdf_sha256 == "b" * 64 and replaced.status.value == "active"
     with pytest.raises(StatusConflict):
-        registry.replace_file(doc.id, "c" * 64, "d" * 64)  # another subject
+        registry.reserve_reissue(doc.id, "d" * 64)  # another subject
     registry.revoke(doc.id, "issued in error")
     with pytest.raises(StatusConflict):
-        registry.replace_file(doc.id, "c" * 64, doc.subject_digest)  # never reprint revoked
+        registry.reserve_reissue(doc.id, doc.subject_digest)  # never reprint revoked
     assert registry.get(doc.id).pdf_sha256 == "b" * 64  # type: ignore[union-attr]
     with pytest.raises(UnknownDocument):
-        registry.replace_file("NOPE-0001", "c" * 64, doc.subject_digest)
+        registry.reserve_reissue("NOPE-0001", doc.subject_digest)
 
 
 def test_audit_log_is_append_only(registry: Registry) -> None:
