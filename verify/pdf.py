@@ -138,17 +138,29 @@ def _indication(sub: AdESSubIndic) -> Indication:
     }[sub.status]
 
 
-def _failed(
-    field: str, kind: str, sub: str, text: Text | None = None, detail: str | None = None
+def _verdict(
+    ind: Indication,
+    field: str,
+    kind: str,
+    sub: str,
+    text: Text | None = None,
+    detail: str | None = None,
 ) -> SignatureReport:
+    """A signature's report that carries only a verdict (no signer, times or coverage)."""
     return SignatureReport(
         field_name=field,
         kind=kind,
-        indication=Indication.TOTAL_FAILED,
+        indication=ind,
         subindication=sub,
-        explanation=text or explain(sub, Indication.TOTAL_FAILED),
+        explanation=text or explain(sub, ind),
         details=(detail,) if detail else (),
     )
+
+
+def _failed(
+    field: str, kind: str, sub: str, text: Text | None = None, detail: str | None = None
+) -> SignatureReport:
+    return _verdict(Indication.TOTAL_FAILED, field, kind, sub, text, detail)
 
 
 _PATH_ERRORS: contextvars.ContextVar[list[PathValidationError] | None] = contextvars.ContextVar(
@@ -373,14 +385,7 @@ def _words(error: BaseException) -> str:
 def _indeterminate(
     field: str, kind: str, sub: str, text: Text | None = None, detail: str | None = None
 ) -> SignatureReport:
-    return SignatureReport(
-        field_name=field,
-        kind=kind,
-        indication=Indication.INDETERMINATE,
-        subindication=sub,
-        explanation=text or explain(sub, Indication.INDETERMINATE),
-        details=(detail,) if detail else (),
-    )
+    return _verdict(Indication.INDETERMINATE, field, kind, sub, text, detail)
 
 
 class Verifier:
