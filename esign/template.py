@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .resources import builtin_templates
 
 
 class TemplateKeyError(InputError):
@@ -31,7 +32,7 @@ class TemplateKeyError(InputError):
         self.line = line
 
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "samples" / "templates"
+TEMPLATE_DIR = builtin_templates()
 REGISTER_NUMBER = re.compile(r"^[А-ЯЁӨҮ]{2}\d{8}$")
 
 
@@ -165,7 +166,7 @@ def _check_keys(raw: Mapping[str, Any], text: str, where: str) -> None:
 
 
 def load_template(name_or_path: str) -> Template:
-    """A template by name (``samples/templates/NAME.toml``) or by path."""
+    """A built-in template by name (``esign/templates/NAME.toml``) or a template file by path."""
     path = Path(name_or_path)
     if not path.suffix:
         path = TEMPLATE_DIR / f"{name_or_path}.toml"

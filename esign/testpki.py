@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import InputError
+from .resources import test_pki_spec
 
 ARCHES: dict[str, str] = {"mn-rsa": "keys-rsa", "mn-ec": "keys-ec"}
 """Architecture label -> key folder, as in the YAML keysets."""
@@ -39,8 +40,8 @@ SIGNERS = ("seal", "official", "revoked", "expired", "tsa")
 
 
 def spec_path() -> Path:
-    """The declarative description shipped in the repository's ``keys/`` folder."""
-    return Path(__file__).resolve().parent.parent / "keys" / SPEC_FILE
+    """The declarative description shipped in the package (``esign/data/test-pki.yml``)."""
+    return test_pki_spec()
 
 
 def default_dir() -> Path:

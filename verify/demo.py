@@ -12,6 +12,7 @@ from pathlib import Path
 from esign import testpki
 from esign.keysource import load_key
 from esign.pades import DocumentSigner, PadesLevel, SignOptions
+from esign.resources import sample_data
 from esign.services import PkiServices
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -42,7 +43,7 @@ def _issue_samples(pki: testpki.TestPki, out_dir: Path, echo: Callable[[str], No
         )
         issuer = build_issuer(settings)
         try:
-            data = load_data(SAMPLES / "data" / f"{name}.json", issuer.template)
+            data = load_data(sample_data(name), issuer.template)
             out = out_dir / f"issued-{name}.pdf"
             issuer.issue_to(data, out)
         finally:

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from esign.certwatch import CertificateWatch
 from esign.errors import EsignError, InputError
+from esign.resources import builtin_templates, resource_path, sample_data
 from esign.template import Template, load_template
 
 from ..isolate import IsolatedVerifier
@@ -51,7 +52,7 @@ from .gate import Gate
 from .uploads import WORKER_NICE, ClientGone, UploadLane, UploadsBusy
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "samples" / "templates"
+TEMPLATE_DIR = builtin_templates()
 
 
 def mask_name(name: str) -> str:
@@ -65,7 +66,7 @@ def mask_register(number: str) -> str:
     return number[:2] + "**" + number[4:6] + "**" + number[-2:] if len(number) >= 8 else "****"
 
 
-_SAMPLE_DATA = Path(__file__).resolve().parents[2] / "samples" / "data" / "residence.json"
+_SAMPLE_DATA = sample_data("residence")
 
 
 class IssueBody(BaseModel):
@@ -175,7 +176,7 @@ _PDF_OUT: dict[str, Any] = {
 
 def _verify_report_schema() -> dict[str, Any]:
     """docs/verify-report.schema.json with its ``$defs`` lifted into OpenAPI components."""
-    path = Path(__file__).resolve().parents[2] / "docs" / "verify-report.schema.json"
+    path = resource_path("verify", "data", "verify-report.schema.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
     text = json.dumps(raw).replace('"#/$defs/', '"#/components/schemas/VerifyReport_')
     lifted: dict[str, Any] = json.loads(text)
