@@ -1,20 +1,37 @@
-"""Find QR seals in what a user has: the payload text or URL, a photo or scan (PNG/JPEG), or a PDF
-(pages rendered with poppler's pdftoppm). Decoding uses zxing-cpp, which copes with blur,
-rotation and uneven light far better than a hand-written detector would."""
+"""Find QR seals in what a user has: the payload text or URL, a photo or scan (PNG/JPEG), or a PDF.
+Decoding uses zxing-cpp, which copes with blur, rotation and uneven light far better than a
+hand-written detector would.
+
+PDF pages are rendered, and their text extracted, in-process with PDFium (pypdfium2, the engine
+of Chrome's viewer, shipped as a wheel): ``pip install esign`` alone is enough to check a seal on
+a PDF, with no poppler on the machine. poppler stays a judge in the tests only.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from esign.errors import InputError
 
+if TYPE_CHECKING:
+    from pypdfium2 import PdfDocument
+
 MAX_IMAGE_PIXELS = 60_000_000
 PDF_DPI = 150
+PDF_QR_PAGES = 10
+"""QR seals sit on the first pages; a long PDF is not rendered to its end."""
+PDF_TEXT_PAGES = 200
+MAX_PAGE_PIXELS = 25_000_000
+"""A page with a huge media box is rendered at a lower resolution rather than exhaust memory."""
+
+_PDFIUM = threading.Lock()
+"""PDFium is not thread-safe: one document at a time per process."""
 
 
 def _zxing_texts(image: Image.Image) -> list[str]:
@@ -48,38 +65,67 @@ def texts_from_image(path: Path) -> list[str]:
         raise InputError(f"{path} is not a readable PNG or JPEG image ({e})") from e
 
 
+@contextmanager
+def _pdfium_document(path: Path) -> Iterator[PdfDocument]:
+    import pypdfium2 as pdfium
+
+    with _PDFIUM:
+        try:
+            doc = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as e:
+            raise InputError(f"{path}: cannot open the PDF to find its QR code ({e})") from e
+        try:
+            yield doc
+        finally:
+            doc.close()
+
+
+def _page_images(path: Path, dpi: int) -> Iterator[Image.Image]:
+    import pypdfium2 as pdfium
+
+    with _pdfium_document(path) as doc:
+        for index in range(min(len(doc), PDF_QR_PAGES)):
+            page = doc[index]
+            try:
+                width, height = page.get_size()  # points
+                scale = dpi / 72
+                pixels = width * scale * height * scale
+                if pixels > MAX_PAGE_PIXELS:
+                    scale *= (MAX_PAGE_PIXELS / pixels) ** 0.5
+                yield page.render(scale=scale, grayscale=True).to_pil()
+            except pdfium.PdfiumError as e:
+                raise InputError(f"{path}: cannot render page {index + 1} ({e})") from e
+            finally:
+                page.close()
+
+
 def texts_from_pdf(path: Path, dpi: int = PDF_DPI) -> list[str]:
-    if shutil.which("pdftoppm") is None:
-        raise InputError("reading QR codes from PDFs needs poppler's pdftoppm (poppler-utils)")
-    with tempfile.TemporaryDirectory(prefix="esign-qr-") as tmp:
-        proc = subprocess.run(
-            ["pdftoppm", "-r", str(dpi), "-l", "10", "-gray", "-png", str(path), f"{tmp}/p"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        pages = sorted(Path(tmp).glob("p*.png"))
-        if proc.returncode != 0 and not pages:
-            raise InputError(f"{path}: cannot render the PDF to find its QR code")
-        found: list[str] = []
-        for page in pages:
-            for text in texts_from_image(page):
-                if text not in found:
-                    found.append(text)
-        return found
+    """QR texts found on the first pages of a PDF, each once, in page order."""
+    found: list[str] = []
+    for image in _page_images(path, dpi):
+        for text in _zxing_texts(image):
+            if text not in found:
+                found.append(text)
+    return found
 
 
 def pdf_text(path: Path) -> str:
-    """The document's text as pdftotext extracts it, whitespace collapsed."""
-    if shutil.which("pdftotext") is None:
-        raise InputError("matching a seal to its PDF needs poppler's pdftotext (poppler-utils)")
-    proc = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", str(path), "-"],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return " ".join(proc.stdout.decode("utf-8", "replace").split())
+    """The document's text as PDFium extracts it, whitespace collapsed."""
+    import pypdfium2 as pdfium
+
+    parts: list[str] = []
+    with _pdfium_document(path) as doc:
+        for index in range(min(len(doc), PDF_TEXT_PAGES)):
+            page = doc[index]
+            try:
+                textpage = page.get_textpage()
+                parts.append(textpage.get_text_range())
+                textpage.close()
+            except pdfium.PdfiumError as e:
+                raise InputError(f"{path}: cannot read the text of page {index + 1} ({e})") from e
+            finally:
+                page.close()
+    return " ".join(" ".join(parts).split())
 
 
 def kind_of(path: Path) -> str:
