@@ -11,6 +11,8 @@ import base64
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .pades import DocumentSigner
 from .render import SealBlock, render_certificate
-from .seal import SealClaims, SealSigner, fields_digest
+from .seal import SealClaims, SealSigner, check_issuer, fields_digest
 from .template import DocumentData, Template
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class CertificateIssuer:
         operator: str | None = None,
         key_name: str = "",
     ) -> None:
+        check_issuer(template.issuer_code, seal_signer.certificate)  # before anything is signed
         self.template = template
         self.pdf_signer = pdf_signer
         self.seal_signer = seal_signer
@@ -101,53 +104,78 @@ class CertificateIssuer:
         digest = hashlib.sha256(signed).hexdigest()
         return signed, Issued(id=doc_id, number=data.number, url=url, pdf_sha256=digest)
 
-    def issue_to(self, data: DocumentData, out: Path, *, reissue: bool = False) -> Issued:
+    def issue_to(
+        self, data: DocumentData, out: Path, *, reissue: bool = False, by: str | None = None
+    ) -> Issued:
         """Write the signed certificate to ``out`` and record it; the file appears complete or
         not at all, and the registry only lists documents whose file was written.
 
         The number is reserved in the registry before signing, so of concurrent issuers exactly
         one signs it; a number already there is refused with :class:`DuplicateDocument` before
         anything is signed. ``reissue`` re-issues a lost file (``out`` missing) of an active
-        document for the same subject and points the registry at the new file.
+        document for the same subject and data, or takes over a number whose issuing was
+        interrupted (its process killed), and says so in the audit entry. ``by`` is the audit
+        log's client (default: the issuer's ``operator``).
         """
-        from .registry import DuplicateDocument, subject_digest
-
-        doc_id = document_id(self.template.issuer_code, data.number)
-        previous: str | None = None
-        registry = self.registry
-        if registry is not None:
-            known = registry.get(doc_id) if reissue else None
-            if known is None:
-                registry.reserve(self._document(data, doc_id, "0" * 64))
-            elif out.exists():
-                raise DuplicateDocument(known)  # not lost: never signed twice
-            else:
-                subject = subject_digest(data.register_number, data.name)
-                previous = registry.reserve_reissue(doc_id, subject)
-        tmp: Path | None = None
-        try:
+        if reissue and out.exists():
+            reissue = False  # not lost: the reservation below refuses a recorded number
+        with self._reserved(data, reissue=reissue, by=by) as finish:
             signed, issued = self.render_signed(data)
             tmp = _write_temp(out, signed)
-            if registry is not None:
-                registry.complete(doc_id, issued.pdf_sha256)
-            os.replace(tmp, out)
-        except BaseException:
-            if tmp is not None:
+            try:
+                finish(issued.pdf_sha256)
+                os.replace(tmp, out)
+            except BaseException:
                 tmp.unlink(missing_ok=True)
-            if registry is not None:
-                registry.release(doc_id, previous)
-            raise
-        if registry is not None and self.operator is not None:
-            registry.audit(
-                client=self.operator,
-                action="reissue" if previous is not None else "issue",
-                key_name=self.key_name,
-                document_sha256=issued.pdf_sha256,
-                document_id=doc_id,
-            )
+                raise
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
 
-    def _document(self, data: DocumentData, doc_id: str, pdf_sha256: str) -> IssuedDocument:
+    def issue_bytes(self, data: DocumentData, *, by: str | None = None) -> tuple[bytes, Issued]:
+        """The signed certificate, reserved before signing and recorded (with its audit entry)
+        before it is returned, as :meth:`issue_to` does for a file (used by the HTTP API)."""
+        with self._reserved(data, reissue=False, by=by) as finish:
+            signed, issued = self.render_signed(data)
+            finish(issued.pdf_sha256)
+        return signed, issued
+
+    @contextmanager
+    def _reserved(
+        self, data: DocumentData, *, reissue: bool, by: str | None
+    ) -> Iterator[Callable[[str], None]]:
+        """Hold the number in the registry while the body signs; yields the function that
+        records the signed digest (and the audit entry, in the same transaction). Anything
+        raised before that releases the number."""
+        from .registry import UnknownDocument
+
+        registry = self.registry
+        if registry is None:
+            yield lambda digest: None
+            return
+        doc = self._document(data, document_id(self.template.issuer_code, data.number), by)
+        reservation = None
+        if reissue:
+            with suppress(UnknownDocument):  # not recorded: issued like any new number
+                reservation = registry.reserve_reissue(
+                    doc.id, doc.subject_digest, doc.fields_digest
+                )
+        if reservation is None:
+            reservation = registry.reserve(doc)
+        client = by or self.operator
+        done = False
+
+        def finish(digest: str) -> None:
+            nonlocal done
+            registry.complete(reservation, digest, client=client, key_name=self.key_name)
+            done = True
+
+        try:
+            yield finish
+        except BaseException:
+            if not done:
+                registry.release(reservation)
+            raise
+
+    def _document(self, data: DocumentData, doc_id: str, by: str | None) -> IssuedDocument:
         from .registry import DocumentStatus, IssuedDocument, subject_digest
 
         return IssuedDocument(
@@ -158,17 +186,11 @@ class CertificateIssuer:
             issued_on=data.issued,
             expires_on=data.expires,
             status=DocumentStatus.ACTIVE,
-            status_reason=None,
-            status_time=None,
-            pdf_sha256=pdf_sha256,
-            superseded_by=None,
+            pdf_sha256="0" * 64,
             created_at=datetime.now(UTC),
+            fields_digest=self.claims(data).fields_digest.hex(),
+            issued_by=by or self.operator,
         )
-
-    def record(self, data: DocumentData, issued: Issued) -> None:
-        """Record an issued document in the registry (after its file or response exists)."""
-        assert self.registry is not None
-        self.registry.record(self._document(data, issued.id, issued.pdf_sha256))
 
 
 def _write_temp(out: Path, data: bytes) -> Path:

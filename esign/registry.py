@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import socket
 import sqlite3
 import threading
 import unicodedata
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from os import PathLike
 from pathlib import Path
@@ -34,7 +37,7 @@ from .errors import RegistryError, UsageError
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes. A database with a newer version is refused, not misread."""
 
 DEFAULT_PATH = Path("esign-registry.db")
@@ -42,11 +45,14 @@ DEFAULT_PATH = Path("esign-registry.db")
 
 _SUBJECT_DOMAIN = "esign-subject-v1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_FIELDS_HEX = re.compile(r"(?:[0-9a-f]{2}){16,32}")
 _MAX_ID_LENGTH = 200
 _RESERVED_SHA256 = "0" * 64  # pdf_sha256 of a number claimed but not yet signed
 _IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-variable limit
 _PG_SCHEMA_LOCK = 0x65_73_69_67_6E_72_65_67  # advisory lock key ("esignreg") for migrations
 _PG_CONNECT_TIMEOUT = 10
+STALE_RESERVATION = timedelta(minutes=15)
+"""A reservation this old is abandoned (signing takes seconds): ``--reissue`` may take it over."""
 
 
 class DocumentStatus(StrEnum):
@@ -78,9 +84,23 @@ class IssuedDocument:
     status_time: datetime | None = None
     superseded_by: str | None = None
     created_at: datetime | None = None
+    fields_digest: str | None = None
+    """Hex of the seal's fields digest (claim 8) as issued; ``None`` for records older than
+    schema 3. A verifier compares it with the digest in a presented seal to detect replays."""
+    issued_by: str | None = None
+    """Who issued it: the API client's name, or ``cli:user@host``; ``None`` before schema 3."""
+
+    @property
+    def pending(self) -> bool:
+        """Reserved for issuing but not signed yet (``pdf_sha256`` is a placeholder)."""
+        return self.pdf_sha256 == _RESERVED_SHA256
 
     def __post_init__(self) -> None:
         _check_id(self.id)
+        if self.fields_digest is not None and not _FIELDS_HEX.fullmatch(self.fields_digest):
+            raise UsageError(f"document {self.id}: fields_digest is not lower-case hex")
+        if self.issued_by is not None and not self.issued_by.strip():
+            raise UsageError(f"document {self.id}: issued_by is empty")
         for name in ("doc_type", "issuer"):
             value = getattr(self, name)
             if not value or not value.strip():
@@ -104,6 +124,17 @@ class IssuedDocument:
             raise UsageError(f"document {self.id}: status {self.status} and status_time disagree")
         if self.status is DocumentStatus.SUPERSEDED and self.superseded_by is None:
             raise UsageError(f"document {self.id}: superseded but superseded_by is empty")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A number claimed for signing, held until :meth:`Registry.complete` or
+    :meth:`Registry.release`. ``taken_over`` describes an interrupted reservation it replaced."""
+
+    doc_id: str
+    token: str
+    reissue: bool = False
+    taken_over: str | None = None
 
 
 class RegistryUnavailable(RegistryError):
@@ -232,7 +263,7 @@ class Registry:
         with self._backend.transaction(write=True) as tx:
             inserted = tx.rows(
                 f"INSERT INTO esign_documents ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 _to_row(stored),
             )
@@ -247,13 +278,16 @@ class Registry:
         with self._backend.transaction(write=False) as tx:
             return _get(tx, doc_id)
 
-    def revoke(self, doc_id: str, reason: str, *, at: datetime | None = None) -> IssuedDocument:
+    def revoke(
+        self, doc_id: str, reason: str, *, at: datetime | None = None, by: str | None = None
+    ) -> IssuedDocument:
         """Revoke a document (active or superseded) and return it as now stored.
 
         Revocation is final and the first one wins: a second call raises :class:`AlreadyRevoked`
         carrying the first revocation's reason and time, which stay unchanged, so two operators
         (or servers) revoking at once leave exactly one revocation. Raises
-        :class:`UnknownDocument` for an id never recorded. ``at`` defaults to now (UTC).
+        :class:`UnknownDocument` for an id never recorded. ``at`` defaults to now (UTC). With
+        ``by`` (the operator or client), the audit entry is written in the same transaction.
         """
         reason = _check_reason(reason)
         when = _utc(at)
@@ -264,18 +298,31 @@ class Registry:
                 (DocumentStatus.REVOKED.value, reason, when, doc_id, DocumentStatus.REVOKED.value),
             )
             if rows:
-                return _from_row(rows[0])
+                revoked = _from_row(rows[0])
+                if by is not None:
+                    _audit(
+                        tx, client=by, action="revoke", key_name="-",
+                        document_sha256=revoked.pdf_sha256, document_id=doc_id, detail=reason,
+                    )  # fmt: skip
+                return revoked
             current = _get(tx, doc_id)
         if current is None:
             raise UnknownDocument(doc_id)
         raise AlreadyRevoked(current)
 
     def supersede(
-        self, old_id: str, new_id: str, reason: str, *, at: datetime | None = None
+        self,
+        old_id: str,
+        new_id: str,
+        reason: str,
+        *,
+        at: datetime | None = None,
+        by: str | None = None,
     ) -> IssuedDocument:
         """Mark active ``old_id`` as replaced by ``new_id`` and return the old record as stored.
 
-        Record the replacement first: ``new_id`` must exist and be active. Raises
+        Record the replacement first: ``new_id`` must exist and be active. With ``by``, the audit
+        entry is written in the same transaction. Raises
         :class:`UnknownDocument` for either id missing and :class:`StatusConflict` when the old
         document is no longer active (already superseded or revoked) or the new one is not active.
         """
@@ -317,7 +364,14 @@ class Registry:
                 ),
             )
             if rows:
-                return _from_row(rows[0])
+                old = _from_row(rows[0])
+                if by is not None:
+                    _audit(
+                        tx, client=by, action="supersede", key_name="-",
+                        document_sha256=old.pdf_sha256, document_id=old_id,
+                        detail=f"superseded by {new_id}: {reason}",
+                    )  # fmt: skip
+                return old
             current = _get(tx, old_id)
         assert current is not None
         if current.status is DocumentStatus.REVOKED:
@@ -342,71 +396,134 @@ class Registry:
                 found.update(row[0] for row in rows)
         return found
 
-    def reserve(self, doc: IssuedDocument) -> None:
+    def reserve(self, doc: IssuedDocument) -> Reservation:
         """Claim ``doc.id`` before its PDF is signed, so that one issuer among concurrent ones
         signs it. Raises :class:`DuplicateDocument` if the id is recorded or reserved.
         :meth:`complete` or :meth:`release` the reservation afterwards."""
-        self.record(replace(doc, pdf_sha256=_RESERVED_SHA256))
+        if doc.status is not DocumentStatus.ACTIVE:
+            raise UsageError(f"document {doc.id}: only active documents are reserved")
+        token = _reservation_token()
+        stored = replace(doc, pdf_sha256=_RESERVED_SHA256, created_at=doc.created_at or _now())
+        with self._backend.transaction(write=True) as tx:
+            inserted = tx.rows(
+                f"INSERT INTO esign_documents ({_COLUMNS}, reserved_by, reserved_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                (*_to_row(stored), token, _now()),
+            )
+            if not inserted:
+                existing = _get(tx, doc.id)
+                assert existing is not None, "a conflicting id must be readable"
+                raise DuplicateDocument(existing)
+        return Reservation(doc.id, token)
 
-    def reserve_reissue(self, doc_id: str, subject: str) -> str:
-        """Claim an active document of the same subject for re-issuing its lost file, and
-        return the digest it had (to hand back to :meth:`release` on failure). Only one
-        concurrent caller wins; the others get :class:`DuplicateDocument`."""
+    def reserve_reissue(
+        self,
+        doc_id: str,
+        subject: str,
+        fields: str | None = None,
+        *,
+        take_over_after: timedelta = STALE_RESERVATION,
+    ) -> Reservation:
+        """Claim a recorded document to sign its file again: the lost file of an active document
+        for the same subject (and, when both are known, the same fields digest), or a number
+        whose issuing was interrupted (a reservation left by a killed process: its owner is dead
+        on this host, or it is older than ``take_over_after``). The reservation says which, for
+        the audit entry. Only one concurrent caller wins; the others get
+        :class:`DuplicateDocument`; a live reservation is never taken over."""
         _check_id(doc_id)
         with self._backend.transaction(write=True) as tx:
             rows = tx.rows(
-                "SELECT pdf_sha256, status, subject_digest FROM esign_documents WHERE id = ?"
+                "SELECT pdf_sha256, status, subject_digest, fields_digest, reserved_by, "
+                "reserved_at, created_at FROM esign_documents WHERE id = ?"
                 + self._backend.lock_rows,
                 (doc_id,),
             )
             doc = _get(tx, doc_id)
             if not rows or doc is None:
                 raise UnknownDocument(doc_id)
-            previous, status, recorded_subject = rows[0]
-            if previous == _RESERVED_SHA256:
-                raise DuplicateDocument(doc)
+            digest, status, recorded_subject, recorded_fields, owner, since, created = rows[0]
+            interrupted = owner is not None or digest == _RESERVED_SHA256
+            taken_over: str | None = None
+            if interrupted:
+                since = _as_utc(since if since is not None else created)
+                if not _abandoned(owner, since, take_over_after):
+                    raise DuplicateDocument(doc)
+                taken_over = (
+                    f"took over the reservation of {_owner_text(owner)} "
+                    f"from {_format_time(since)}, interrupted"
+                )
             if status != DocumentStatus.ACTIVE.value or recorded_subject != subject:
                 raise StatusConflict(
                     f"document {doc_id} is {doc.status.value} or for another subject; "
                     "its file is not re-issued",
                     doc,
                 )
+            if fields is not None and recorded_fields is not None and recorded_fields != fields:
+                raise StatusConflict(
+                    f"document {doc_id} was issued with other data (fields digest "
+                    f"{recorded_fields}, now {fields}); issue a new number and supersede it",
+                    doc,
+                )
+            token = _reservation_token()
             tx.rows(
-                "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ?",
-                (_RESERVED_SHA256, doc_id, previous),
+                "UPDATE esign_documents SET reserved_by = ?, reserved_at = ?, "
+                "fields_digest = COALESCE(fields_digest, ?) WHERE id = ?",
+                (token, _now(), fields, doc_id),
             )
-        return str(previous)
+        return Reservation(doc_id, token, reissue=digest != _RESERVED_SHA256, taken_over=taken_over)
 
-    def complete(self, doc_id: str, pdf_sha256: str) -> None:
-        """Point a reserved document at its signed file."""
+    def complete(
+        self,
+        reservation: Reservation,
+        pdf_sha256: str,
+        *,
+        client: str | None = None,
+        key_name: str = "",
+    ) -> IssuedDocument:
+        """Point a reserved document at its signed file and return it as stored. With
+        ``client``, the audit entry ("issue" or "reissue") is written in the same transaction:
+        one entry per document signed, never one without the other."""
+        doc_id = reservation.doc_id
         if not _HEX64.fullmatch(pdf_sha256) or pdf_sha256 == _RESERVED_SHA256:
             raise UsageError(f"document {doc_id}: pdf_sha256 is not a document digest")
         with self._backend.transaction(write=True) as tx:
             rows = tx.rows(
-                "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ? "
-                "RETURNING id",
-                (pdf_sha256, doc_id, _RESERVED_SHA256),
+                "UPDATE esign_documents SET pdf_sha256 = ?, reserved_by = NULL, "
+                f"reserved_at = NULL WHERE id = ? AND reserved_by = ? RETURNING {_COLUMNS}",
+                (pdf_sha256, doc_id, reservation.token),
             )
-            doc = _get(tx, doc_id)
+            if rows and client is not None:
+                _audit(
+                    tx,
+                    client=client,
+                    action="reissue" if reservation.reissue else "issue",
+                    key_name=key_name,
+                    document_sha256=pdf_sha256,
+                    document_id=doc_id,
+                    detail=reservation.taken_over,
+                )
+            doc = _from_row(rows[0]) if rows else _get(tx, doc_id)
         if doc is None:
             raise UnknownDocument(doc_id)
         if not rows:
-            raise StatusConflict(f"document {doc_id} is not reserved for issuing", doc)
+            raise StatusConflict(f"document {doc_id} is no longer reserved for this issuer", doc)
+        return doc
 
-    def release(self, doc_id: str, previous: str | None = None) -> None:
-        """Give up a reservation whose PDF was not written: forget a new id, or hand a re-issued
-        one back its ``previous`` digest."""
+    def release(self, reservation: Reservation) -> None:
+        """Give up a reservation whose PDF was not written: forget a number never issued, or
+        leave a re-issued document pointing at its previous file. A reservation taken over by
+        someone else meanwhile is not touched."""
         with self._backend.transaction(write=True) as tx:
-            if previous is None:
-                tx.rows(
-                    "DELETE FROM esign_documents WHERE id = ? AND pdf_sha256 = ?",
-                    (doc_id, _RESERVED_SHA256),
-                )
-            else:
-                tx.rows(
-                    "UPDATE esign_documents SET pdf_sha256 = ? WHERE id = ? AND pdf_sha256 = ?",
-                    (previous, doc_id, _RESERVED_SHA256),
-                )
+            tx.rows(
+                "DELETE FROM esign_documents WHERE id = ? AND reserved_by = ? AND pdf_sha256 = ?",
+                (reservation.doc_id, reservation.token, _RESERVED_SHA256),
+            )
+            tx.rows(
+                "UPDATE esign_documents SET reserved_by = NULL, reserved_at = NULL "
+                "WHERE id = ? AND reserved_by = ?",
+                (reservation.doc_id, reservation.token),
+            )
 
     def audit(
         self,
@@ -416,25 +533,23 @@ class Registry:
         key_name: str,
         document_sha256: str,
         document_id: str | None = None,
+        detail: str | None = None,
     ) -> None:
         """Append one entry to the audit log (there is no way to change or delete one)."""
         with self._backend.transaction(write=True) as tx:
-            tx.rows(
-                "INSERT INTO esign_audit (at, client, action, key_name, document_sha256, "
-                "document_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (_utc(_now()), client, action, key_name, document_sha256, document_id),
-            )
+            _audit(
+                tx, client=client, action=action, key_name=key_name,
+                document_sha256=document_sha256, document_id=document_id, detail=detail,
+            )  # fmt: skip
 
     def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries, newest first (for operators and tests)."""
         with self._backend.transaction(write=False) as tx:
             rows = tx.rows(
-                "SELECT seq, at, client, action, key_name, document_sha256, document_id "
-                "FROM esign_audit ORDER BY seq DESC LIMIT ?",
+                f"SELECT {', '.join(_AUDIT_KEYS)} FROM esign_audit ORDER BY seq DESC LIMIT ?",
                 (limit,),
             )
-        keys = ("seq", "at", "client", "action", "key_name", "document_sha256", "document_id")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(_AUDIT_KEYS, row, strict=True)) for row in rows]
 
     def close(self) -> None:
         """Release the database connection; the registry cannot be used afterwards."""
@@ -456,7 +571,7 @@ class Registry:
 
 _COLUMNS = (
     "id, doc_type, issuer, subject_digest, issued_on, expires_on, status, status_reason, "
-    "status_time, pdf_sha256, superseded_by, created_at"
+    "status_time, pdf_sha256, superseded_by, created_at, fields_digest, issued_by"
 )
 
 _V1_DDL = (
@@ -507,7 +622,22 @@ _V2_DDL: dict[str, Sequence[str]] = {
     ),
 }
 
-_MIGRATIONS: dict[int, Sequence[str] | dict[str, Sequence[str]]] = {1: _V1_DDL, 2: _V2_DDL}
+# Version 3: what a seal must match (its fields digest) and who issued the document; a running
+# reservation's owner and time, so that one left by a killed process can be taken over; a free
+# text detail on audit entries (the reason of a revocation, a taken-over reservation).
+_V3_DDL = (
+    "ALTER TABLE esign_documents ADD COLUMN fields_digest TEXT",
+    "ALTER TABLE esign_documents ADD COLUMN issued_by TEXT",
+    "ALTER TABLE esign_documents ADD COLUMN reserved_by TEXT",
+    "ALTER TABLE esign_documents ADD COLUMN reserved_at {timestamp}",
+    "ALTER TABLE esign_audit ADD COLUMN detail TEXT",
+)
+
+_MIGRATIONS: dict[int, Sequence[str] | dict[str, Sequence[str]]] = {
+    1: _V1_DDL,
+    2: _V2_DDL,
+    3: _V3_DDL,
+}
 
 
 class _Tx(Protocol):
@@ -684,6 +814,60 @@ def _migrate(backend: _Backend) -> None:
             tx.rows("INSERT INTO esign_registry_schema (version) VALUES (?)", (version,))
 
 
+_AUDIT_KEYS = (
+    "seq", "at", "client", "action", "key_name", "document_sha256", "document_id", "detail",
+)  # fmt: skip
+
+
+def _audit(
+    tx: _Tx,
+    *,
+    client: str,
+    action: str,
+    key_name: str,
+    document_sha256: str,
+    document_id: str | None,
+    detail: str | None,
+) -> None:
+    tx.rows(
+        "INSERT INTO esign_audit (at, client, action, key_name, document_sha256, document_id, "
+        "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (_now(), client, action, key_name, document_sha256, document_id, detail),
+    )
+
+
+def _reservation_token() -> str:
+    """Who holds a reservation: host and process (to tell a dead owner), and a random part."""
+    return f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex}"
+
+
+def _owner_text(owner: str | None) -> str:
+    if owner is None:
+        return "an earlier esign"
+    host, _, rest = owner.partition(" ")
+    return f"process {rest.partition(' ')[0]} on {host}"
+
+
+def _abandoned(owner: str | None, since: datetime, stale_after: timedelta) -> bool:
+    """Whether a reservation's issuer can no longer finish it: its process is gone from this
+    host, or it has run far longer than any signing does."""
+    if _now() - since >= stale_after:
+        return True
+    if owner is None:
+        return False
+    host, _, rest = owner.partition(" ")
+    pid = rest.partition(" ")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, owned by another user
+    return False
+
+
 def _get(tx: _Tx, doc_id: str) -> IssuedDocument | None:
     rows = tx.rows(f"SELECT {_COLUMNS} FROM esign_documents WHERE id = ?", (doc_id,))
     return _from_row(rows[0]) if rows else None
@@ -703,6 +887,8 @@ def _to_row(doc: IssuedDocument) -> tuple[object, ...]:
         doc.pdf_sha256,
         doc.superseded_by,
         _utc(doc.created_at),
+        doc.fields_digest,
+        doc.issued_by,
     )
 
 
@@ -720,6 +906,8 @@ def _from_row(row: Sequence[Any]) -> IssuedDocument:
         pdf_sha256=row[9],
         superseded_by=row[10],
         created_at=_as_utc(row[11]),
+        fields_digest=row[12],
+        issued_by=row[13],
     )
 
 
@@ -837,6 +1025,7 @@ __all__ = [
     "IssuedDocument",
     "Registry",
     "RegistryUnavailable",
+    "Reservation",
     "StatusConflict",
     "UnknownDocument",
     "open_registry",

@@ -492,21 +492,123 @@ def test_subject_digest_needs_both_fields() -> None:
 
 
 def test_reissue_only_for_active_documents_of_the_same_subject(registry: Registry) -> None:
-    doc = registry.record(_doc("REPL-0001"))
-    previous = registry.reserve_reissue(doc.id, doc.subject_digest)
-    assert previous == doc.pdf_sha256
-    registry.complete(doc.id, "b" * 64)
+    doc = registry.record(_doc("REPL-0001", fields_digest="ab" * 16))
+    reservation = registry.reserve_reissue(doc.id, doc.subject_digest, "ab" * 16)
+    assert reservation.reissue and reservation.taken_over is None
+    assert registry.get(doc.id).pdf_sha256 == doc.pdf_sha256  # type: ignore[union-attr]
+    with pytest.raises(DuplicateDocument):  # a live reservation is never taken over
+        registry.reserve_reissue(doc.id, doc.subject_digest)
+    registry.complete(reservation, "b" * 64, client="cli:op@host", key_name="seal")
     replaced = registry.get(doc.id)
     assert replaced is not None
     assert replaced.pdf_sha256 == "b" * 64 and replaced.status.value == "active"
+    entry = registry.audit_entries()[0]
+    assert (entry["action"], entry["client"], entry["document_sha256"]) == (
+        "reissue", "cli:op@host", "b" * 64,
+    )  # fmt: skip
     with pytest.raises(StatusConflict):
         registry.reserve_reissue(doc.id, "d" * 64)  # another subject
+    with pytest.raises(StatusConflict, match="other data"):
+        registry.reserve_reissue(doc.id, doc.subject_digest, "cd" * 16)  # another address
     registry.revoke(doc.id, "issued in error")
     with pytest.raises(StatusConflict):
         registry.reserve_reissue(doc.id, doc.subject_digest)  # never reprint revoked
     assert registry.get(doc.id).pdf_sha256 == "b" * 64  # type: ignore[union-attr]
     with pytest.raises(UnknownDocument):
         registry.reserve_reissue("NOPE-0001", doc.subject_digest)
+
+
+def test_fields_digest_and_issuer_client_are_kept(registry: Registry) -> None:
+    stored = registry.record(_doc("F-1", fields_digest="0f" * 16, issued_by="agency-a"))
+    got = registry.get("F-1")
+    assert got == stored and got.fields_digest == "0f" * 16 and got.issued_by == "agency-a"
+    assert registry.record(_doc("F-2")).fields_digest is None
+    for bad in ("0F" * 16, "0f" * 15, "xyz"):
+        with pytest.raises(UsageError, match="fields_digest"):
+            _doc("F-3", fields_digest=bad)
+
+
+def test_a_schema_2_registry_is_upgraded_in_place(registry_url: str) -> None:
+    """A database written by the previous release (schema 2) gains the new columns; its
+    documents stay, with no fields digest or issuing client known."""
+    from esign import registry as module
+
+    kind = "sqlite" if registry_url.startswith("sqlite") else "postgresql"
+    v1_v2 = [*module._V1_DDL, *module._V2_DDL[kind]]
+    statements = [s.format(**_types(registry_url)) if "{" in s else s for s in v1_v2]
+    statements += [
+        "CREATE TABLE esign_registry_schema (version INTEGER NOT NULL)",
+        "INSERT INTO esign_registry_schema (version) VALUES (1), (2)",
+        "INSERT INTO esign_documents (id, doc_type, issuer, subject_digest, issued_on, status, "
+        f"pdf_sha256, created_at) VALUES ('OLD-1', 'residence', 'UBEG', '{'a' * 64}', "
+        f"'2025-01-02', 'active', '{'b' * 64}', '2025-01-02T03:04:05+00:00')",
+    ]
+    for statement in statements:
+        _raw_execute(registry_url, statement)
+    with open_registry(registry_url) as reg:
+        old = reg.get("OLD-1")
+        assert old is not None and old.pdf_sha256 == "b" * 64
+        assert old.fields_digest is None and old.issued_by is None
+        reg.record(_doc("NEW-1", fields_digest="12" * 16, issued_by="cli:op@host"))
+        reg.revoke("OLD-1", "test", by="cli:op@host")
+        assert reg.audit_entries()[0]["detail"] == "test"
+    with open_registry(registry_url) as reg:
+        assert reg.get("NEW-1").fields_digest == "12" * 16  # type: ignore[union-attr]
+    _raw_execute(registry_url, "SELECT fields_digest, issued_by, reserved_by FROM esign_documents")
+
+
+def _types(url: str) -> dict[str, str]:
+    if url.startswith("sqlite"):
+        return {"date": "TEXT", "timestamp": "TEXT"}
+    return {"date": "DATE", "timestamp": "TIMESTAMPTZ"}
+
+
+def test_revoke_and_supersede_audit_in_the_same_step(registry: Registry) -> None:
+    registry.record(_doc("S-1"))
+    registry.record(_doc("S-2"))
+    registry.supersede("S-1", "S-2", "address corrected", by="agency-a")
+    registry.revoke("S-2", "issued in error", by="cli:op@host")
+    with pytest.raises(AlreadyRevoked):
+        registry.revoke("S-2", "again", by="cli:op@host")  # refused: not audited
+    seen = [(e["action"], e["client"], e["document_id"], e["detail"])
+            for e in registry.audit_entries()]  # fmt: skip
+    assert seen == [
+        ("revoke", "cli:op@host", "S-2", "issued in error"),
+        ("supersede", "agency-a", "S-1", "superseded by S-2: address corrected"),
+    ]
+
+
+def test_an_interrupted_reservation_is_taken_over_only_when_abandoned(
+    registry_url: str, registry: Registry
+) -> None:
+    doc = _doc("K-1", fields_digest="ab" * 16)
+    live = registry.reserve(doc)
+    assert registry.get("K-1").pending  # type: ignore[union-attr]
+    with pytest.raises(DuplicateDocument):
+        registry.reserve(doc)
+    with pytest.raises(DuplicateDocument):  # its process (this one) still runs
+        registry.reserve_reissue("K-1", doc.subject_digest, "ab" * 16)
+    # The owner dies: a process that has exited, on this host.
+    dead = multiprocessing.get_context("fork").Process(target=int)
+    dead.start()
+    dead.join()
+    owner = f"{live.token.split()[0]} {dead.pid} x"
+    _raw_execute(registry_url, f"UPDATE esign_documents SET reserved_by = '{owner}'")
+    taken = registry.reserve_reissue("K-1", doc.subject_digest, "ab" * 16)
+    assert not taken.reissue and taken.taken_over is not None
+    assert f"process {dead.pid}" in taken.taken_over
+    with pytest.raises(StatusConflict):  # the first issuer, were it alive, cannot complete
+        registry.complete(live, "c" * 64)
+    registry.release(live)  # nor release the new owner's reservation
+    assert registry.get("K-1") is not None
+    registry.complete(taken, "d" * 64, client="cli:op@host")
+    entry = registry.audit_entries()[0]
+    assert (entry["action"], entry["document_id"]) == ("issue", "K-1")
+    assert "took over the reservation" in entry["detail"]
+    # Released reservations leave nothing behind.
+    other = registry.reserve(_doc("K-2"))
+    registry.release(other)
+    assert registry.get("K-2") is None
 
 
 def test_audit_log_is_append_only(registry: Registry) -> None:

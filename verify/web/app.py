@@ -415,6 +415,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                     SealSigner.from_loaded_key(key),
                     registry=registry,
                     base_url=config.base_url,
+                    key_name=key_name,
                 )
             return certificate_issuers[key_name, template_name], lock
 
@@ -579,10 +580,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         issuer, lock = issuer_for(body.key, body.template, template)
         fit_to_sign(body.key)
         with lock:
-            signed, issued = issuer.render_signed(data)
-            if registry is not None:
-                issuer.record(data, issued)
-        audit(who, "issue", body.key, signed, issued.id)
+            # Reserved before signing, recorded with its audit entry before it is answered.
+            signed, issued = issuer.issue_bytes(data, by=who.name)
         return Response(
             signed,
             media_type="application/pdf",
