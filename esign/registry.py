@@ -396,6 +396,15 @@ class Registry:
                 found.update(row[0] for row in rows)
         return found
 
+    def withdrawn(self) -> list[IssuedDocument]:
+        """Every revoked or superseded document, ordered by id (what a trust list publishes)."""
+        with self._backend.transaction(write=False) as tx:
+            rows = tx.rows(
+                f"SELECT {_COLUMNS} FROM esign_documents WHERE status <> ? ORDER BY id",
+                (DocumentStatus.ACTIVE.value,),
+            )
+        return [_from_row(row) for row in rows]
+
     def reserve(self, doc: IssuedDocument) -> Reservation:
         """Claim ``doc.id`` before its PDF is signed, so that one issuer among concurrent ones
         signs it. Raises :class:`DuplicateDocument` if the id is recorded or reserved.

@@ -280,6 +280,17 @@ def test_issued_ids(registry: Registry) -> None:
     assert registry.issued_ids(iter(["X-1"])) == set()
 
 
+def test_withdrawn_lists_revoked_and_superseded_by_id(registry: Registry) -> None:
+    for doc_id in ("W-3", "W-1", "W-2", "W-4"):
+        registry.record(_doc(doc_id))
+    registry.revoke("W-3", "lost")
+    registry.supersede("W-1", "W-4", "corrected")
+    assert [(d.id, d.status.value) for d in registry.withdrawn()] == [
+        ("W-1", "superseded"),
+        ("W-3", "revoked"),
+    ]
+
+
 def test_issued_ids_for_a_large_batch(registry: Registry) -> None:
     for n in range(0, 1200, 7):
         registry.record(_doc(f"B-{n}"))
