@@ -218,7 +218,7 @@ def _file_verifier(
     "--trust",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="Trust anchor file, folder or trust.toml; repeatable (default keys/trust.toml).",
+    help="Trust anchor file, folder or trust.toml; repeatable (default: the built test PKI).",
 )
 @click.option("--at", "at_time", help="Validate as of this ISO 8601 time instead of now.")
 @click.option(
@@ -328,7 +328,14 @@ class _nullbar:
         return None
 
 
-DEFAULT_REGISTRY = "sqlite:esign-registry.sqlite3"  # relative to the working folder
+DEFAULT_REGISTRY = "esign-registry.sqlite3 in the data folder (~/.local/share/esign)"
+
+
+def _registry_or_default(url: str | None) -> str:
+    """The given registry URL, else the SQLite file in the user's data folder (never the cwd)."""
+    from esign.datadir import default_registry_url
+
+    return url or default_registry_url()
 
 
 @esign.command()
@@ -460,7 +467,7 @@ def issue(
             level=level,
             tsa_url=tsa_url,
             base_url=base_url,
-            registry_url=None if no_registry else (registry_url or DEFAULT_REGISTRY),
+            registry_url=None if no_registry else _registry_or_default(registry_url),
             workers=workers,
             reissue=reissue,
             operator=_operator(),
@@ -553,16 +560,15 @@ def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
     "--registry",
     "registry_url",
     envvar="ESIGN_REGISTRY",
-    default=DEFAULT_REGISTRY,
-    show_default=True,
-    help="sqlite:FILE or postgresql://...",
+    default=None,
+    help=f"sqlite:FILE or postgresql://... (default {DEFAULT_REGISTRY}).",
 )
 @handles_errors
-def revoke(doc_id: str, reason: str, registry_url: str) -> None:
+def revoke(doc_id: str, reason: str, registry_url: str | None) -> None:
     """Revoke an issued document (ID: the code under its QR). The first revocation is final."""
     from esign.registry import open_registry
 
-    with open_registry(registry_url) as registry:
+    with open_registry(_registry_or_default(registry_url)) as registry:
         doc = registry.revoke(doc_id.strip().upper(), reason)
         registry.audit(
             client=_operator(),
@@ -586,7 +592,7 @@ def seal() -> None:
     "--trust",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="Trust anchors or trust.toml (default keys/trust.toml).",
+    help="Trust anchors or trust.toml (default: the test PKI in the data folder).",
 )
 @click.option(
     "--seal-certs",
@@ -697,7 +703,7 @@ def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
 
 @esign.group()
 def pki() -> None:
-    """The test PKI (keys/test-pki.yml) and its loopback services."""
+    """The test PKI (built in the data folder) and its loopback services."""
 
 
 @pki.command("build")
@@ -705,7 +711,7 @@ def pki() -> None:
     "--dir",
     "root",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to build (default keys/test-pki).",
+    help="Where to build (default $ESIGN_TEST_PKI, else test-pki in ~/.local/share/esign).",
 )
 @click.option(
     "--url",
@@ -728,7 +734,7 @@ def pki_build(root: Path | None, url: str | None, force: bool) -> None:
     "--dir",
     "root",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Built test PKI (default keys/test-pki).",
+    help="Built test PKI (default $ESIGN_TEST_PKI, else test-pki in ~/.local/share/esign).",
 )
 @handles_errors
 def pki_serve(root: Path | None) -> None:

@@ -28,6 +28,12 @@ def sample_data(name: str) -> Path:
     return resource_path("esign", "data", "sample-data", f"{name}.json")
 
 
+def sample_pdf() -> Path:
+    """A plain one-page PDF made by another tool (fpdf2), for the demo to sign at every level;
+    tests and benchmarks sign the same bytes (``samples/certificate.pdf`` links here)."""
+    return resource_path("esign", "data", "certificate.pdf")
+
+
 def test_pki_spec() -> Path:
     """The declarative test-PKI description (certomancer YAML)."""
     return resource_path("esign", "data", "test-pki.yml")

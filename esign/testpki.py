@@ -23,6 +23,7 @@ from certomancer.registry import CertLabel, CertomancerConfig, EntityLabel, PKIA
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .datadir import data_dir
 from .errors import InputError
 from .resources import test_pki_spec
 
@@ -45,11 +46,12 @@ def spec_path() -> Path:
 
 
 def default_dir() -> Path:
-    """``$ESIGN_TEST_PKI`` if set, else the repository's ``keys/test-pki``."""
+    """``$ESIGN_TEST_PKI`` if set, else ``test-pki`` in the user's data folder (its lock file
+    beside it): state never goes into the current folder or the installed package."""
     env = os.environ.get(DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "keys" / "test-pki"
+    return data_dir(create=True) / "test-pki"
 
 
 @dataclass(frozen=True)

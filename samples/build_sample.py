@@ -1,4 +1,6 @@
-"""Regenerate samples/certificate.pdf, the 1-page document the demo and benchmarks sign.
+"""Regenerate esign/data/certificate.pdf (samples/certificate.pdf links to it), the 1-page
+document the demo, tests and benchmarks sign. It ships in the package so `esign demo` needs no
+checkout.
 
 Run: python samples/build_sample.py  (needs fpdf2 and the DejaVu fonts from fonts-dejavu-core)
 """
@@ -9,7 +11,7 @@ from pathlib import Path
 from fpdf import FPDF
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
-OUT = Path(__file__).with_name("certificate.pdf")
+OUT = Path(__file__).resolve().parent.parent / "esign" / "data" / "certificate.pdf"
 
 
 def build() -> bytes:

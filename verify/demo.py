@@ -12,11 +12,9 @@ from pathlib import Path
 from esign import testpki
 from esign.keysource import load_key
 from esign.pades import DocumentSigner, PadesLevel, SignOptions
-from esign.resources import sample_data
+from esign.resources import sample_data, sample_pdf
 from esign.services import PkiServices
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLE = SAMPLES / "certificate.pdf"
 P12_PASSWORD_BYTES = testpki.P12_PASSWORD.encode()
 
 
@@ -29,12 +27,7 @@ def _issue_samples(pki: testpki.TestPki, out_dir: Path, echo: Callable[[str], No
     from .sealcheck import check_seal
     from .trust import TrustConfig
 
-    trust = TrustConfig.from_paths(
-        [pki.trust_dir],
-        fetch_allow=[pki.url + "/"],
-        intermediates=[pki.intermediates_dir],
-        seal_certs=[pki.seals_dir],
-    )
+    trust = TrustConfig.for_test_pki(pki.root)
     key = KeySpec(str(pki.p12("mn-ec", "seal")), password=P12_PASSWORD_BYTES)
     ok = True
     for name in ("residence", "criminal-record", "social-insurance"):
@@ -66,9 +59,7 @@ def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> bool:
     pki = testpki.build()
     echo(f"test PKI: {pki.root} (OCSP, CRL, TSA at {pki.url})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    trust = TrustConfig.from_paths(
-        [pki.trust_dir], fetch_allow=[pki.url + "/"], intermediates=[pki.intermediates_dir]
-    )
+    trust = TrustConfig.for_test_pki(pki.root)
     ok = True
     made: list[tuple[Path, PadesLevel]] = []
     with PkiServices(pki):
@@ -83,7 +74,7 @@ def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> bool:
                         location="Улаанбаатар",
                     )
                     out = out_dir / f"certificate-{arch}-{label}-{level.value}.pdf"
-                    DocumentSigner(key, options).sign_file(SAMPLE, out)
+                    DocumentSigner(key, options).sign_file(sample_pdf(), out)
                     made.append((out, level))
         online = Verifier(trust, VerifyOptions(online=True))
         for path, level in made:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asn1crypto import x509
 
 from esign.certfiles import CERT_SUFFIXES, load_cert_paths
 from esign.errors import InputError, UsageError
-
-
-def default_config_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "keys" / "trust.toml"
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,31 @@ class TrustConfig:
             return cls.from_toml(paths[0])
         if paths:
             return cls.from_paths(paths)
-        return cls.from_toml(default_config_path())
+        return cls.for_test_pki()
+
+    @classmethod
+    def for_test_pki(cls, root: Path | None = None) -> TrustConfig:
+        """The built-in default: the test PKI built in the user's data folder (or
+        ``$ESIGN_TEST_PKI``): its anchors, published intermediates and seal certificates, and
+        revocation fetching from its own services only. Read from the built PKI, so the default
+        follows wherever it was built and whatever URL it was built for."""
+        from esign import testpki
+
+        folder = root or testpki.default_dir()
+        try:
+            pki = testpki.TestPki.open(folder)
+        except InputError as e:
+            raise InputError(
+                f"no trust anchors configured (test PKI not found in {folder}): give --trust "
+                "FILE_OR_DIR (or a trust.toml), or build the test PKI with `esign pki build`"
+            ) from e
+        config = cls.from_paths(
+            [pki.trust_dir],
+            fetch_allow=[pki.url + "/"],
+            intermediates=[pki.intermediates_dir],
+            seal_certs=[pki.seals_dir],
+        )
+        return replace(config, source=f"test PKI in {folder}")
 
 
-__all__ = ["CERT_SUFFIXES", "TrustConfig", "default_config_path", "load_cert_paths"]
+__all__ = ["CERT_SUFFIXES", "TrustConfig", "load_cert_paths"]
