@@ -371,7 +371,8 @@ def _registry_or_default(url: str | None) -> str:
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option(
     "--key",
-    help="Signing key (PKCS#12, PEM with --cert, pkcs11: URI); default: test PKI agency seal.",
+    help="Signing key (PKCS#12, PEM with --cert, pkcs11: URI); default: the test PKI seal of "
+    "the template's agency.",
 )
 @click.option("--cert", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--chain", multiple=True, type=click.Path(path_type=Path, dir_okay=False))
@@ -437,7 +438,7 @@ def issue(
 
     from esign.batch import BatchSettings, KeySpec, build_issuer, run_batch
     from esign.keysource import read_secret
-    from esign.template import load_data
+    from esign.template import load_data, load_template
 
     if (data_file is None) == (batch_file is None):
         raise UsageError(
@@ -449,7 +450,8 @@ def issue(
         raise UsageError("--batch needs --out-dir DIR")
     with ExitStack() as stack:
         if key is None:
-            pdf_key, tsa_url = _test_pki_defaults(stack, tsa_url)
+            agency = load_template(template_name).issuer_code
+            pdf_key, tsa_url = _test_pki_defaults(stack, tsa_url, agency)
             seal = pdf_key
         else:
             secret = read_secret(passfile)
@@ -543,13 +545,14 @@ def _serve_test_pki(stack: Any, *, hold: bool = False) -> Any:
     return built
 
 
-def _test_pki_defaults(stack: Any, tsa_url: str | None) -> tuple[Any, str]:
-    """Embedded defaults: the test PKI's EC agency seal, its local TSA (started if not running)."""
+def _test_pki_defaults(stack: Any, tsa_url: str | None, agency: str) -> tuple[Any, str]:
+    """Embedded defaults: the test PKI's EC seal of ``agency`` (the template's issuer: a seal
+    made with another agency's key is refused), its local TSA (started if not running)."""
     from esign import testpki
     from esign.batch import KeySpec
 
     built = _serve_test_pki(stack, hold=True)
-    spec = KeySpec(str(built.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
+    spec = KeySpec(str(built.agency_seal_p12(agency)), password=testpki.P12_PASSWORD.encode())
     return spec, tsa_url or built.tsa_url("mn-ec")
 
 

@@ -50,6 +50,9 @@ FIRST_EXTENSION_KEY = 24
 EPOCH = date(1970, 1, 1)
 MAX_DAYS = (date.max - EPOCH).days
 URL_MARKER = "/V/"
+AGENCY_ID_PREFIX = "GV:MN-"
+"""A seal certificate binds its agency code in the subject's organizationIdentifier (ETSI EN 319
+412-1 §5.1.4, local scheme ``GV:`` = Mongolian state agency code): ``GV:MN-UBEG`` for ``UBEG``."""
 
 
 class Claim(enum.IntEnum):
@@ -245,6 +248,45 @@ def qr_version(text: str, level: str = "M") -> int:
     return int(qr.version)
 
 
+class IssuerMismatch(UsageError):
+    """A template names another agency than the one the seal key's certificate belongs to."""
+
+
+def agency_code(certificate: x509.Certificate) -> str | None:
+    """The agency code a seal certificate binds: its one organizationIdentifier ``GV:MN-<code>``
+    (code 1-32 UTF-8 bytes). None when there is none, several, or another scheme: such a
+    certificate cannot vouch for any issuer claim."""
+    values = certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_IDENTIFIER)
+    if len(values) != 1 or not isinstance(values[0].value, str):
+        return None
+    value = values[0].value
+    if not value.startswith(AGENCY_ID_PREFIX):
+        return None
+    code = value[len(AGENCY_ID_PREFIX) :]
+    if not 0 < len(code.encode("utf-8")) <= TEXT_LIMITS[Claim.ISSUER]:
+        return None
+    return code
+
+
+def organisation(certificate: x509.Certificate) -> str:
+    """The subject's organisationName (or the whole subject), for messages."""
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    return str(names[0].value) if names else certificate.subject.rfc4514_string()
+
+
+def check_issuer(issuer_code: str, certificate: x509.Certificate) -> None:
+    """Refuse to seal in the name of ``issuer_code`` with a certificate bound to another agency
+    (or to none): a verifier would call every such seal forged."""
+    bound = agency_code(certificate)
+    if bound == issuer_code:
+        return
+    org = organisation(certificate)
+    owner = f"{bound} ({org})" if bound else f"no agency ({org}: no organizationIdentifier GV:MN-…)"
+    raise IssuerMismatch(
+        f"the template's issuer is {issuer_code} but the seal key's certificate is for {owner}"
+    )
+
+
 RawSign = Callable[[bytes], bytes]
 """Signs its input with ECDSA over SHA-256 and returns the DER signature (a token, an HSM)."""
 
@@ -340,18 +382,23 @@ def _deterministic() -> bool:
 
 
 __all__ = [
+    "AGENCY_ID_PREFIX",
     "ALG_ES256",
     "Claim",
+    "IssuerMismatch",
     "RawSign",
     "SealClaims",
     "SealFormatError",
     "SealSigner",
+    "agency_code",
     "b32",
+    "check_issuer",
     "cose_sign1",
     "encode_claims",
     "fields_cbor",
     "fields_digest",
     "key_id",
+    "organisation",
     "protected_header",
     "qr_version",
     "seal_url",

@@ -37,7 +37,10 @@ MANIFEST = "pki.json"
 DIR_ENV = "ESIGN_TEST_PKI"
 
 # Certificates exported with PKCS#12 bundles (those with a signing key a user might load).
-SIGNERS = ("seal", "official", "revoked", "expired", "tsa")
+SIGNERS = ("seal", "seal-shsg", "seal-ndeg", "official", "revoked", "expired", "tsa")
+AGENCY_SEALS: dict[str, str] = {"UBEG": "seal", "SHSG": "seal-shsg", "NDEG": "seal-ndeg"}
+"""Agency code (a template's ``[issuer] code``) -> label of that agency's seal certificate, whose
+organizationIdentifier is ``GV:MN-<code>``; a seal must be made with its own agency's key."""
 
 
 def spec_path() -> Path:
@@ -95,8 +98,22 @@ class TestPki:
 
     @property
     def seals_dir(self) -> Path:
-        """Published QR seal certificates (the P-256 agency seal)."""
+        """Published QR seal certificates (the P-256 seal of each agency in ``AGENCY_SEALS``)."""
         return self.root / "seals"
+
+    def agency_seal_p12(self, agency: str, arch: str = "mn-ec") -> Path:
+        """The PKCS#12 of ``agency``'s seal (P-256 in ``mn-ec``: PDF signature and QR seal)."""
+        label = AGENCY_SEALS.get(agency)
+        if label is None:
+            known = ", ".join(sorted(AGENCY_SEALS))
+            raise InputError(f"the test PKI has no seal for agency {agency!r} (known: {known})")
+        path = self.p12(arch, label)
+        if not path.is_file():
+            raise InputError(
+                f"the test PKI in {self.root} has no seal for {agency} (built before per-agency "
+                f"seals); rebuild it: esign pki build --dir {self.root} --url {self.url} --force"
+            )
+        return path
 
     @property
     def intermediates_dir(self) -> Path:
@@ -266,7 +283,8 @@ def _build_locked(root: Path, url: str | None, force: bool) -> TestPki:
         shutil.copy(pki.cert(str(arch_label), "root"), trust / f"{arch_label}-root.pem")
         if arch_label == "mn-ec":
             pki.seals_dir.mkdir(exist_ok=True)
-            shutil.copy(pki.cert("mn-ec", "seal"), pki.seals_dir / "mn-ec-seal.pem")
+            for label in AGENCY_SEALS.values():
+                shutil.copy(pki.cert("mn-ec", label), pki.seals_dir / f"mn-ec-{label}.pem")
         for ca in ("issuing", "sco"):
             shutil.copy(
                 pki.cert(str(arch_label), ca), pki.intermediates_dir / f"{arch_label}-{ca}.pem"
