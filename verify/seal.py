@@ -50,6 +50,7 @@ from esign.seal import (
     Claim,
     SealClaims,
     SealFormatError,
+    agency_code,
     from_days,
     key_id,
     sig_structure,
@@ -360,6 +361,11 @@ _TEXTS: dict[str | None, Text] = {
         "Тамгын гэрчилгээний гинжинд сул криптограф алгоритм ашигласан.",
         "A weak algorithm was used in the seal certificate's chain.",
     ),
+    "ISSUER_MISMATCH": Text(
+        "QR тамгад бичигдсэн олгогч байгууллага нь тамгыг үүсгэсэн түлхүүрийн эзэмшигч "
+        "байгууллагатай таарахгүй байна: хуурамч тамга.",
+        "The seal names another agency as issuer than the one whose seal key made it: forged.",
+    ),
     "CERTIFICATE_CHAIN_GENERAL_FAILURE": Text(
         "Тамгын гэрчилгээний гинжин холбоог шалгаж чадсангүй.",
         "The seal certificate's chain could not be validated.",
@@ -403,13 +409,26 @@ def load_seal_certs(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
     return load_cert_paths(paths)
 
 
+NO_AGENCY = Text(
+    "Тамгын гэрчилгээнд байгууллагын код (organizationIdentifier GV:MN-…) алга тул тамгыг "
+    "олгогчтой холбож чадсангүй.",
+    "The seal certificate names no agency (organizationIdentifier GV:MN-…), so the seal cannot be "
+    "bound to its issuer.",
+)
+
+
 def _report(
-    sub: str | None, indication: Indication, at: datetime, *details: str, **kw: Any
+    sub: str | None,
+    indication: Indication,
+    at: datetime,
+    *details: str,
+    explanation: Text | None = None,
+    **kw: Any,
 ) -> SealReport:
     return SealReport(
         indication=indication,
         subindication=sub,
-        explanation=_TEXTS[sub],
+        explanation=explanation or _TEXTS[sub],
         validation_time=at,
         details=tuple(details),
         **kw,
@@ -471,7 +490,8 @@ async def averify_seal(
     at: datetime | None = None,
 ) -> SealReport:
     """Verify a seal offline: format, signature by a published seal key (found by kid), that key's
-    certificate chaining to ``trust.anchors`` at ``at`` (default now), then the document's dates.
+    certificate chaining to ``trust.anchors`` at ``at`` (default now), the issuer claim equal to
+    the agency code the certificate binds (``GV:MN-<code>``), then the document's dates.
 
     Malformed input gives a FORMAT_FAILURE report, not an exception.
     """
@@ -509,6 +529,16 @@ async def averify_seal(
     if problem is not None:
         sub, indication, detail = problem
         return _report(sub, indication, at, " ".join(detail.split()), **found)
+    bound = agency_code(load_der_x509_certificate(cert.dump()))
+    if bound is None:
+        detail = "the seal certificate has no organizationIdentifier GV:MN-<agency code>"
+        return _report(
+            "CHAIN_CONSTRAINTS_FAILURE", Indication.INDETERMINATE, at, detail,
+            explanation=NO_AGENCY, **found,
+        )  # fmt: skip
+    if bound != seal.claims.issuer:
+        detail = f"issuer claim {seal.claims.issuer!r}, seal certificate of agency {bound!r}"
+        return _report("ISSUER_MISMATCH", Indication.TOTAL_FAILED, at, detail, **found)
     today = at.astimezone(MONGOLIA).date()
     expires = seal.claims.expires
     if expires is not None and today > expires:
