@@ -22,15 +22,16 @@ def _issue_samples(pki: testpki.TestPki, out_dir: Path, echo: Callable[[str], No
     """Issue the three sample certificates and check each QR seal as a bank would: from the PDF
     (QR read from the rendered page, seal verified, matched to the text and the PDF signer)."""
     from esign.batch import BatchSettings, KeySpec, build_issuer
-    from esign.template import load_data
+    from esign.template import load_data, load_template
 
     from .sealcheck import check_seal
     from .trust import TrustConfig
 
     trust = TrustConfig.for_test_pki(pki.root)
-    key = KeySpec(str(pki.p12("mn-ec", "seal")), password=P12_PASSWORD_BYTES)
     ok = True
     for name in ("residence", "criminal-record", "social-insurance"):
+        agency = load_template(name).issuer_code  # each agency seals with its own key
+        key = KeySpec(str(pki.agency_seal_p12(agency)), password=P12_PASSWORD_BYTES)
         settings = BatchSettings(
             template=name, out_dir=out_dir, pdf_key=key, seal_key=key, tsa_url=pki.tsa_url("mn-ec")
         )
