@@ -85,12 +85,14 @@ name = "agency-a"
 api_key_sha256 = "{hash_api_key(key_a)}"
 keys = ["seal-a"]
 doc_types = {doc_types}
+revoke_issuers = ["UBEG", "SHSG", "NDEG"]
 
 [[clients]]
 name = "agency-b"
 api_key_sha256 = "{hash_api_key(key_b)}"
 keys = ["seal-b"]
 doc_types = ["criminal-record"]
+revoke_issuers = ["SHSG"]
 """,
         encoding="utf-8",
     )

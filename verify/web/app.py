@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from esign.certwatch import CertificateWatch
 from esign.errors import EsignError, InputError
+from esign.registry import Registry
 from esign.resources import builtin_templates, resource_path, sample_data
 from esign.template import Template, load_template
 
@@ -91,6 +92,11 @@ class RevokeBody(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class SupersedeBody(BaseModel):
+    by: str = Field(min_length=1, max_length=200, description="Id of the replacement document")
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class Problem(BaseModel):
     """Every error answer: a message, or FastAPI's list of validation errors."""
 
@@ -133,6 +139,10 @@ class RevokedOut(BaseModel):
     status: str
     reason: str | None
     time: str | None
+
+
+class SupersededOut(RevokedOut):
+    superseded_by: str | None
 
 
 _ERRORS = {
@@ -435,6 +445,17 @@ def create_app(config: ServerConfig) -> FastAPI:
                 document_id=doc_id,
             )
 
+    def revocable(doc_id: str, who: Client) -> Registry:
+        """The registry, once ``who`` holds the revoke grant for the agency that issued
+        ``doc_id``. Any other client gets the very answer an unknown id gets (404, same body):
+        whether another agency's document exists is not its business."""
+        if registry is None:
+            raise HTTPException(503, "no registry configured")
+        doc = registry.get(doc_id)
+        if doc is None or doc.pending or not who.may_revoke(doc.issuer):
+            raise HTTPException(404, f"no document {doc_id}")
+        return registry
+
     def lang_of(request: Request) -> str:
         return "en" if request.query_params.get("lang") == "en" else "mn"
 
@@ -594,26 +615,40 @@ def create_app(config: ServerConfig) -> FastAPI:
         summary="Revoke an issued document",
         responses={
             200: {"model": RevokedOut},
-            **_errors(400, 401, 403, 404, 409, 413, 422, 429, 503),
+            **_errors(400, 401, 404, 409, 413, 422, 429, 503),
         },
     )
     def api_revoke(
         doc_id: str, body: RevokeBody, who: Annotated[Client, Depends(client)]
     ) -> dict[str, Any]:
-        if registry is None:
-            raise HTTPException(503, "no registry configured")
-        doc = registry.get(doc_id)
-        if doc is None:
-            raise HTTPException(404, f"no document {doc_id}")
-        if doc.doc_type not in who.doc_types:
-            raise HTTPException(403, f"client {who.name} may not revoke {doc.doc_type}")
-        revoked = registry.revoke(doc_id, body.reason)
-        audit(who, "revoke", "-", doc_id.encode(), doc_id)
+        revoked = revocable(doc_id, who).revoke(doc_id, body.reason, by=who.name)
         return {
             "id": revoked.id,
             "status": revoked.status.value,
             "reason": revoked.status_reason,
             "time": revoked.status_time.isoformat() if revoked.status_time else None,
+        }
+
+    @app.post(
+        "/api/v1/documents/{doc_id}/supersede",
+        tags=["registry"],
+        summary="Mark an issued document as replaced by another one (issued first)",
+        responses={
+            200: {"model": SupersededOut},
+            **_errors(400, 401, 404, 409, 413, 422, 429, 503),
+        },
+    )
+    def api_supersede(
+        doc_id: str, body: SupersedeBody, who: Annotated[Client, Depends(client)]
+    ) -> dict[str, Any]:
+        revocable(body.by, who)  # the replacement must be one this client answers for too
+        old = revocable(doc_id, who).supersede(doc_id, body.by, body.reason, by=who.name)
+        return {
+            "id": old.id,
+            "status": old.status.value,
+            "superseded_by": old.superseded_by,
+            "reason": old.status_reason,
+            "time": old.status_time.isoformat() if old.status_time else None,
         }
 
     @app.get("/healthz", include_in_schema=False)

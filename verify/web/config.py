@@ -39,12 +39,20 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class Client:
-    """An agency backend. Its API key is stored only as a SHA-256 digest."""
+    """An agency backend. Its API key is stored only as a SHA-256 digest.
+
+    ``keys`` and ``doc_types`` grant signing and issuing; ``revoke_issuers`` (TOML
+    ``revoke_issuers = ["UBEG"]``, agency codes) grants revoking and superseding documents issued
+    by those agencies. A document of any other agency is, to this client, not there (404)."""
 
     name: str
     api_key_sha256: str
     keys: frozenset[str]
     doc_types: frozenset[str]
+    revoke_issuers: frozenset[str] = frozenset()
+
+    def may_revoke(self, issuer: str) -> bool:
+        return issuer in self.revoke_issuers
 
     def matches(self, api_key: str) -> bool:
         import hmac
@@ -118,6 +126,7 @@ def load_config(path: Path | None) -> ServerConfig:
                 api_key_sha256=str(c["api_key_sha256"]).lower(),
                 keys=frozenset(c.get("keys", [])),
                 doc_types=frozenset(c.get("doc_types", [])),
+                revoke_issuers=frozenset(str(i) for i in c.get("revoke_issuers", [])),
             )
             for c in raw.get("clients", [])
         )
@@ -196,6 +205,7 @@ def default_config() -> ServerConfig:
                 api_key_sha256=hash_api_key(demo),
                 keys=frozenset({"test-seal"}),
                 doc_types=frozenset({"residence", "criminal-record", "social-insurance"}),
+                revoke_issuers=frozenset({"UBEG", "SHSG", "NDEG"}),
             ),
         )
     return ServerConfig(signing_keys={"test-seal": key}, clients=clients)
