@@ -352,6 +352,11 @@ def _registry_or_default(url: str | None) -> str:
     help="One document's data (JSON).",
 )
 @click.option(
+    "--sample",
+    is_flag=True,
+    help="Use the built-in template's sample data (shipped with esign) instead of --data.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -415,6 +420,7 @@ def _registry_or_default(url: str | None) -> str:
 def issue(
     template_name: str,
     data_file: Path | None,
+    sample: bool,
     output: Path | None,
     batch_file: Path | None,
     out_dir: Path | None,
@@ -440,6 +446,8 @@ def issue(
     from esign.keysource import read_secret
     from esign.template import load_data, load_template
 
+    if sample:
+        data_file = _sample_data(template_name, data_file, batch_file)
     if (data_file is None) == (batch_file is None):
         raise UsageError(
             "give either --data FILE.json -o OUT.pdf, or --batch FILE.jsonl --out-dir DIR"
@@ -543,6 +551,19 @@ def _serve_test_pki(stack: Any, *, hold: bool = False) -> Any:
     with contextlib.suppress(ServiceError):
         stack.enter_context(PkiServices(built))
     return built
+
+
+def _sample_data(template_name: str, data_file: Path | None, batch_file: Path | None) -> Path:
+    """The sample data shipped for a built-in template (``esign issue --sample``)."""
+    from esign.resources import sample_data
+
+    if data_file is not None or batch_file is not None:
+        raise UsageError("--sample replaces --data and --batch: give only one of them")
+    plain = template_name.replace("-", "").isalnum()
+    path = sample_data(template_name) if plain else None
+    if path is None or not path.is_file():
+        raise UsageError(f"--sample: no sample data for {template_name!r} (built-in templates)")
+    return path
 
 
 def _test_pki_defaults(stack: Any, tsa_url: str | None, agency: str) -> tuple[Any, str]:
