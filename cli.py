@@ -630,6 +630,12 @@ def seal() -> None:
     envvar="ESIGN_REGISTRY",
     help="Registry to ask about revoked or superseded documents.",
 )
+@click.option(
+    "--trust-list",
+    "trust_list",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Signed seal trust list: seal keys, intermediates, withdrawn documents (offline).",
+)
 @click.option("--at", "at_time", help="Validate as of this ISO 8601 time.")
 @click.option(
     "--online/--offline", default=True, show_default=True, help="For a PDF: fetch OCSP/CRL."
@@ -642,6 +648,7 @@ def seal_verify(
     trust: Sequence[Path],
     seal_certs: Sequence[Path],
     registry_url: str | None,
+    trust_list: Path | None,
     at_time: str | None,
     online: bool,
     as_json: bool,
@@ -662,9 +669,11 @@ def seal_verify(
         config = dataclasses.replace(config, seal_certs=load_seal_certs(list(seal_certs)))
     if source == "-":
         source = sys.stdin.readline().strip()
+    listed = None if trust_list is None else _read_trust_list(trust_list)
     report = check_seal(
-        source, config, registry_url=registry_url, at=_parse_time(at_time), online=online
-    )
+        source, config, registry_url=registry_url, at=_parse_time(at_time), online=online,
+        trust_list=listed,
+    )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -686,6 +695,98 @@ def seal_verify(
         for detail in report.details[:3]:
             click.echo(f"  {detail}")
     return report.exit_code
+
+
+def _read_trust_list(path: Path) -> bytes:
+    from esign.errors import InputError
+
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read trust list {path}: {e.strerror or e}") from e
+
+
+@esign.group("trust-list")
+def trust_list_group() -> None:
+    """Signed trust lists for offline QR seal verifiers (docs/trust-list.md)."""
+
+
+@trust_list_group.command("build")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trust list file to write (COSE_Sign1).",
+)
+@click.option(
+    "--seals",
+    "register",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Seal key register (TOML: agency, certificate, sealing period); default: the test PKI.",
+)
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="ESIGN_REGISTRY",
+    help="Registry whose revoked and superseded documents the list names (default: data folder).",
+)
+@click.option("--key", help="Trust-list signing key: PKCS#12, PEM (with --cert) or pkcs11: URI.")
+@click.option("--cert", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--chain", multiple=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--passfile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--pkcs11-module", help="PKCS#11 module (.so); else $ESIGN_PKCS11_MODULE.")
+@click.option("--at", "at_time", help="Issue time (ISO 8601); default now.")
+@click.option(
+    "--hours",
+    default=48,
+    show_default=True,
+    type=click.IntRange(1, 31 * 24),
+    help="Hours until the next update; verifiers refuse the list after that.",
+)
+@handles_errors
+def trust_list_build(
+    output: Path,
+    register: Path | None,
+    registry_url: str | None,
+    key: str | None,
+    cert: Path | None,
+    chain: Sequence[Path],
+    passfile: Path | None,
+    pkcs11_module: str | None,
+    at_time: str | None,
+    hours: int,
+) -> None:
+    """Build and sign the trust list offline verifiers sync (GET /trust-list serves it)."""
+    from datetime import timedelta
+
+    from esign import trustlist
+    from esign.keysource import load_key, read_secret
+    from esign.registry import open_registry
+
+    if register is not None:
+        seal_keys, intermediates = trustlist.load_seal_register(register)
+    else:
+        seal_keys, intermediates = trustlist.test_pki_register()
+    with open_registry(_registry_or_default(registry_url)) as registry:
+        withdrawn = trustlist.withdrawn_documents(registry)
+    content = trustlist.build_content(
+        seal_keys, intermediates, withdrawn,
+        issued=_parse_time(at_time), validity=timedelta(hours=hours),
+    )  # fmt: skip
+    if key is None:
+        key, cert, chain = trustlist.test_pki_signer()
+    with load_key(
+        key, cert=cert, chain=chain, password=read_secret(passfile), pkcs11_module=pkcs11_module
+    ) as loaded:
+        data = trustlist.TrustListSigner.from_loaded_key(loaded).sign(content)
+    trustlist.write_file(output, data)
+    count = sum(len(set(ids)) for ids in withdrawn.values())
+    click.echo(
+        f"trust list {output}: {len(seal_keys)} seal keys, {count} withdrawn documents, "
+        f"issued {content.issued:%Y-%m-%dT%H:%M:%SZ}, "
+        f"next update {content.next_update:%Y-%m-%dT%H:%M:%SZ}"
+    )
 
 
 @esign.command()

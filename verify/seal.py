@@ -488,11 +488,15 @@ async def averify_seal(
     trust: TrustConfig,
     seal_certs: Sequence[x509.Certificate],
     at: datetime | None = None,
+    *,
+    chain_at: datetime | None = None,
 ) -> SealReport:
     """Verify a seal offline: format, signature by a published seal key (found by kid), that key's
     certificate chaining to ``trust.anchors`` at ``at`` (default now), the issuer claim equal to
     the agency code the certificate binds (``GV:MN-<code>``), then the document's dates.
 
+    ``chain_at``: when the seal's issue date is proven (a trust list listing the key for that day,
+    the registry's record), the certificate is judged then instead of at ``at``.
     Malformed input gives a FORMAT_FAILURE report, not an exception.
     """
     at = at or datetime.now(UTC)
@@ -525,7 +529,7 @@ async def averify_seal(
             seal_certificate=candidates[0].subject.human_friendly,
         )
     found = {"claims": seal.claims, "kid": kid, "seal_certificate": cert.subject.human_friendly}
-    problem = await _chain_problem(cert, trust, at)
+    problem = await _chain_problem(cert, trust, chain_at or at)
     if problem is not None:
         sub, indication, detail = problem
         return _report(sub, indication, at, " ".join(detail.split()), **found)
@@ -555,9 +559,11 @@ def verify_seal(
     trust: TrustConfig,
     seal_certs: Sequence[x509.Certificate],
     at: datetime | None = None,
+    *,
+    chain_at: datetime | None = None,
 ) -> SealReport:
     """Synchronous ``averify_seal``; inside a running event loop await ``averify_seal`` instead."""
-    return asyncio.run(averify_seal(text, trust, seal_certs, at))
+    return asyncio.run(averify_seal(text, trust, seal_certs, at, chain_at=chain_at))
 
 
 __all__ = [

@@ -18,7 +18,8 @@ from esign.registry import Registry
 
 from .qrscan import kind_of, pdf_text, texts_from_image, texts_from_pdf
 from .report import Indication, Text
-from .seal import SealReport, verify_seal
+from .seal import SealReport
+from .sealdate import verify_seal_proven
 from .trust import TrustConfig
 
 NO_QR = Text("Зурагт/баримтад QR код олдсонгүй.", "No QR code was found in the image or document.")
@@ -190,8 +191,10 @@ def check_seal(
     registry_url: str | None = None,
     at: datetime | None = None,
     online: bool = False,
+    trust_list: bytes | None = None,
 ) -> SealReport:
-    """``source`` is a payload or URL, or a path to an image or PDF."""
+    """``source`` is a payload or URL, or a path to an image or PDF. With ``trust_list`` (a signed
+    list, docs/trust-list.md) seal keys come from it and only ``trust.anchors`` are used."""
     path = Path(source)
     kind = kind_of(path) if len(source) < 4096 and _is_file(path) else "payload"
     if kind == "payload":
@@ -202,7 +205,10 @@ def check_seal(
         texts = texts_from_pdf(path) if kind == "pdf" else texts_from_image(path)
         if not texts:
             return _failed(NO_QR, str(path))
-    reports = [verify_seal(t, trust, trust.seal_certs, at=at) for t in texts]
+    reports = [
+        verify_seal_proven(t, trust, at=at, registry=registry_url, trust_list=trust_list)
+        for t in texts
+    ]
     report = next((r for r in reports if r.claims is not None), reports[0])
     # The caller opened the registry with its own URL: an operator, who may see the reason.
     report = apply_registry(report, registry_url, with_reason=True)
