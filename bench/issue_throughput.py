@@ -4,7 +4,9 @@ Issues N residence certificates (default 1,000) with ``esign.batch.run_batch`` i
 processes (default 2), with the test PKI's P-256 agency seal, no TSA and a registry in a
 temporary SQLite file, and prints the total time and docs/s beside the target of issue 4
 (1,000 documents with 2 workers in at most 30 s). A short single-process profile then shows
-what one document costs per stage. Figures only; this never fails a build.
+what one document costs per stage, and issuance per process is set against B-B signing alone
+with the same key, in
+alternating rounds of the same run. Figures only; this never fails a build.
 """
 
 from __future__ import annotations
@@ -134,16 +136,58 @@ def profile(pki: testpki.TestPki, n: int) -> None:
     print(f"  {'total':<7} {total / n * 1000:7.2f} ms  = {n / total:.1f} docs/s per process")
 
 
+def versus_signing(pki: testpki.TestPki, n: int, rounds: int) -> None:
+    """Issuance (render, seal, sign, write, record) against B-B signing alone, same key, same
+    process, alternating rounds so that both meet the same machine load (issue 13: >= 0.5)."""
+    with tempfile.TemporaryDirectory(prefix="esign-bench-versus-") as tmp:
+        folder = Path(tmp)
+        issuer = build_issuer(settings(pki, folder, 1))
+        (folder / "out").mkdir()
+        template = issuer.template
+        docs = [parse_data(raw, template) for raw in documents(n * rounds + 1)]
+        try:
+            first = docs.pop()
+            issuer.issue_to(first, folder / "out" / "warm.pdf")  # warm-up: compiles the template
+            unsigned = render_certificate(
+                template,
+                first,
+                SealBlock(url=issuer.seal_signer.url(issuer.base_url, issuer.claims(first)),
+                          address="verify.example.mn", code="ABCDE-FGHIJ"),
+            )  # fmt: skip
+            issue_rates, sign_rates = [], []
+            for r in range(rounds):
+                start = time.perf_counter()
+                for i, data in enumerate(docs[r * n : (r + 1) * n]):
+                    issuer.issue_to(data, folder / "out" / f"{r}-{i}.pdf")
+                issue_rates.append(n / (time.perf_counter() - start))
+                start = time.perf_counter()
+                for _ in range(n):
+                    issuer.pdf_signer.sign_bytes(unsigned, first.number)
+                sign_rates.append(n / (time.perf_counter() - start))
+        finally:
+            issuer.close()
+    print(f"issuance vs B-B signing alone, one process, same P-256 key, {rounds} rounds of {n}:")
+    for r, (i, s) in enumerate(zip(issue_rates, sign_rates, strict=True)):
+        print(f"  round {r + 1}: issuance {i:6.1f} docs/s   signing alone {s:6.1f} docs/s"
+              f"   ratio {i / s:4.2f}")  # fmt: skip
+    ratios = sorted(i / s for i, s in zip(issue_rates, sign_rates, strict=True))
+    print(f"  median ratio {ratios[len(ratios) // 2]:.2f} (issue 13 target: >= 0.5)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--count", type=int, default=TARGET_DOCS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile-docs", type=int, default=50)
+    parser.add_argument("--versus-docs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
     args, _ = parser.parse_known_args()  # bench/run.py passes its own options to every bench
     pki = testpki.build()
     batch(pki, args.count, args.workers)
     if args.profile_docs > 0:
         profile(pki, args.profile_docs)
+    if args.versus_docs > 0:
+        versus_signing(pki, args.versus_docs, args.rounds)
 
 
 if __name__ == "__main__":
