@@ -37,10 +37,11 @@ class IssuedDoc:
     data: dict[str, object]
 
 
-def key_args(pki: testpki.TestPki) -> list[str]:
+def key_args(pki: testpki.TestPki, template: str = "residence") -> list[str]:
+    """The template's own agency seal: another agency's key is refused (issue 10, point 3)."""
     return [
         "--key",
-        str(pki.p12("mn-ec", "seal")),
+        str(pki.agency_seal_p12(load_template(template).issuer_code)),
         "--passfile",
         str(pki.password_file),
         "--tsa",
@@ -125,7 +126,7 @@ def issued(
             str(data_file),
             "-o",
             str(pdf),
-            *key_args(pki),
+            *key_args(pki, name),
             "--registry",
             registry,
             cwd=out,
@@ -209,7 +210,8 @@ def test_pdf_is_certified_and_verifies(
     assert signature["docmdp"] == "NO_CHANGES"
     assert signature["pades_level"] == "B-T"
     assert signature["timestamp_time"] is not None
-    assert signature["signer"]["organisation"].startswith("Улсын бүртгэлийн ерөнхий газар")
+    # signed by the template's own agency (its seal key signs the PDF too)
+    assert signature["signer"]["organisation"].startswith(load_template(name).issuer_mn)
     r = run_esign("verify", str(doc.pdf), "--trust", str(trust), "--lang", "en")
     assert r.code == 0 and "VALID (TOTAL-PASSED)" in r.out, r.out + r.err
 
