@@ -802,6 +802,9 @@ def trust_list_build(
 @handles_errors
 def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
     """Serve the verification page, the upload page and the JSON API."""
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from verify.web import create_app, load_config
@@ -811,18 +814,25 @@ def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
     if config_file is None:  # embedded defaults: the test PKI, its TSA and OCSP too
         _serve_test_pki(stack)
     with stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Every worker writes its metrics here; /metrics in any of them sums them all.
+            metrics_dir = tempfile.mkdtemp(prefix="esign-metrics-")
+            stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         app = create_app(config)  # fails fast, with one line, on a bad configuration
-        # An upload still verifying at shutdown is cut after 10 s: its worker is killed with it.
+        # At SIGTERM open requests get shutdown_seconds to finish (an upload still verifying
+        # then is cut, its worker killed); signings still running are waited for as long again.
+        grace = config.shutdown_seconds
         if workers == 1:
             uvicorn.run(
-                app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10
+                app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=grace
             )
             return
         if config_file is not None:  # each worker process builds its own app from this
             os.environ["ESIGN_SERVE_CONFIG"] = str(config_file)
         uvicorn.run(
             "verify.web.factory:app_from_env", factory=True, host=host, port=port,
-            workers=workers, log_level="warning", timeout_graceful_shutdown=10,
+            workers=workers, log_level="warning", timeout_graceful_shutdown=grace,
         )  # fmt: skip
 
 

@@ -50,6 +50,7 @@ from ..sealcheck import apply_registry
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
 from .gate import Gate
+from .ops import InFlight, Metrics, Observe, access_logger, run_checks, timed
 from .uploads import WORKER_NICE, ClientGone, UploadLane, UploadsBusy
 
 HERE = Path(__file__).resolve().parent
@@ -209,6 +210,8 @@ SEAL_THREADS = 8
 
 
 _log = logging.getLogger(__name__)
+READY_TIMEOUT = 5.0
+"""Seconds each readiness check may take (registry, keys, TSA)."""
 REGISTRY_UNAVAILABLE = "the registry of issued documents is unavailable; try again later"
 
 
@@ -226,6 +229,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     )  # fmt: skip
     uploads = UploadLane(isolated.verify, config.upload_workers, config.upload_queue)
     seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="esign-seal")
+    # Readiness checks wait on the network: their own threads, never the seal pages'.
+    ready_pool = ThreadPoolExecutor(4, thread_name_prefix="esign-readyz")
+    metrics = Metrics()
+    in_flight = InFlight()
 
     async def seal_thread(fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(seal_pool, fn, *args)
@@ -248,10 +255,20 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await isolated.start()  # warm workers before the first upload, not during it
+        # Signing keys load (PKCS#11 login, certificate status) in the background: /readyz
+        # says "loading" meanwhile, and the first agency request does not pay for it.
+        keys_loaded.append(asyncio.get_running_loop().run_in_executor(ready_pool, load_keys))
         try:
             yield
         finally:
+            # uvicorn has waited for open requests (its graceful timeout) and cancelled the rest;
+            # a signing thread goes on regardless: let it finish and record what it signed.
+            left = await in_flight.drain(config.shutdown_seconds)
+            if left:
+                _log.error("shutdown: %d signing(s) still running after %gs", left,
+                           config.shutdown_seconds)  # fmt: skip
             await isolated.aclose()
+            ready_pool.shutdown(wait=False, cancel_futures=True)
             seal_pool.shutdown(wait=False, cancel_futures=True)
             verdict_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -280,6 +297,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(Gate, config=config)
+    app.add_middleware(
+        Observe, metrics=metrics, routes=app.router.routes, log=access_logger(config.access_log)
+    )
 
     # The cryptographic verdict depends on the payload and the day (expiry) only, so it is
     # cached, keyed by the canonical payload and the date in Ulaanbaatar, where expiry is
@@ -361,6 +381,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         elif type(exc).__name__ in ("ServiceError", "RegistryUnavailable", "WorkerFailed"):
             status = 503
         if type(exc).__name__ == "RegistryUnavailable":
+            metrics.registry_errors.inc()
             # Where the database is and what it said are for the log, not for an API answer.
             _log.warning("%s %s: %s", request.method, request.url.path, exc.message)
             return JSONResponse({"detail": REGISTRY_UNAVAILABLE}, status_code=status)
@@ -445,6 +466,12 @@ def create_app(config: ServerConfig) -> FastAPI:
                 document_id=doc_id,
             )
 
+    def seal_seen(report: SealReport) -> SealReport:
+        metrics.verdicts.labels("seal", report.indication.value).inc()
+        if report.registry_status == "unavailable":
+            metrics.registry_errors.inc()
+        return report
+
     def revocable(doc_id: str, who: Client) -> Registry:
         """The registry, once ``who`` holds the revoke grant for the agency that issued
         ``doc_id``. Any other client gets the very answer an unknown id gets (404, same body):
@@ -464,7 +491,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/v/{payload}", response_class=HTMLResponse, include_in_schema=False)
     @app.get("/V/{payload}", response_class=HTMLResponse, include_in_schema=False)  # QR: uppercase
     async def seal_page(request: Request, payload: str) -> Response:
-        report = await check_seal(payload)
+        report = seal_seen(await check_seal(payload))
         lang = lang_of(request)
         claims = report.claims
         template = doc_templates.get(claims.doc_type) if claims else None
@@ -510,6 +537,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         if len(data) > config.max_upload_bytes:
             raise BodyTooLarge()
         report = await uploads.verify(data, file.filename or "upload.pdf", request.receive)
+        metrics.verdicts.labels("pdf", report.indication.value).inc()
         raw = json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
         context = {
             "lang": "en" if lang == "en" else "mn",
@@ -540,6 +568,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def api_verify(request: Request) -> dict[str, Any]:
         data = await read_limited(request)
         report: DocumentReport = await uploads.verify(data, "upload.pdf", request.receive)
+        metrics.verdicts.labels("pdf", report.indication.value).inc()
         return report.to_dict()
 
     @app.get(
@@ -554,7 +583,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     ) -> dict[str, Any]:
         # Why a document was revoked is internal: only a known agency client is told.
         known = credentials is not None and config.client_for(credentials.credentials.strip())
-        return (await check_seal(payload, with_reason=bool(known))).to_dict()
+        return seal_seen(await check_seal(payload, with_reason=bool(known))).to_dict()
 
     @app.post(
         "/api/v1/sign",
@@ -572,10 +601,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         signer, lock, _, _ = await run_in_threadpool(signer_for, key)
 
         def sign() -> bytes:
-            fit_to_sign(key)
-            with lock:
-                result: bytes = signer.sign_bytes(data, "upload.pdf")
-            audit(who, "sign", key, result)
+            with in_flight.track(), timed(metrics.signatures, metrics.signature_seconds, key):
+                fit_to_sign(key)
+                with lock:
+                    result: bytes = signer.sign_bytes(data, "upload.pdf")
+                audit(who, "sign", key, result)
             return result
 
         signed = await run_in_threadpool(sign)
@@ -599,10 +629,11 @@ def create_app(config: ServerConfig) -> FastAPI:
 
         data = parse_data(body.data, template)
         issuer, lock = issuer_for(body.key, body.template, template)
-        fit_to_sign(body.key)
-        with lock:
-            # Reserved before signing, recorded with its audit entry before it is answered.
-            signed, issued = issuer.issue_bytes(data, by=who.name)
+        with in_flight.track(), timed(metrics.issuances, metrics.issuance_seconds, body.template):
+            fit_to_sign(body.key)
+            with lock:
+                # Reserved before signing, recorded with its audit entry before it is answered.
+                signed, issued = issuer.issue_bytes(data, by=who.name)
         return Response(
             signed,
             media_type="application/pdf",
@@ -654,6 +685,72 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:  # on the event loop: no pool to wait for
         return {"status": "ok"}
+
+    # --- operations --------------------------------------------------------------------------
+
+    def registry_ready() -> str:
+        if registry is None:
+            return "none configured"
+        try:
+            registry.get("readyz-probe")
+        except EsignError as e:
+            metrics.registry_errors.inc()
+            _log.warning("readiness: %s", e.message)  # where and why: for the log only
+            raise RuntimeError("unreachable") from e
+        return "reachable"
+
+    def trust_ready() -> str:
+        if not trust.seal_certs:
+            raise RuntimeError("no seal certificates: QR seals cannot be verified")
+        return f"{len(trust.anchors)} anchors, {len(trust.seal_certs)} seal certificates"
+
+    keys_loaded: list[asyncio.Future[None]] = []
+
+    def load_keys() -> None:
+        for name in config.signing_keys:
+            try:
+                fit_to_sign(name)
+            except EsignError as e:
+                _log.warning("signing key %s: %s", name, e.message)
+
+    def keys_ready() -> str:
+        if keys_loaded and not keys_loaded[0].done():
+            raise RuntimeError("still loading")
+        for name in config.signing_keys:
+            fit_to_sign(name)  # loads the key; refuses a revoked or expired certificate
+        return ", ".join(config.signing_keys) or "none configured"
+
+    def tsa_ready() -> str:
+        import httpx
+
+        urls = sorted({k.tsa_url for k in config.signing_keys.values() if k.tsa_url})
+        for url in urls:
+            try:  # any HTTP answer will do: a TSA takes POSTed requests only
+                httpx.get(url, timeout=READY_TIMEOUT, follow_redirects=False)
+            except httpx.HTTPError as e:
+                raise RuntimeError(f"{url}: {type(e).__name__}") from e
+        return f"{len(urls)} reachable" if urls else "none configured"
+
+    ready_checks = {
+        "registry": registry_ready, "trust": trust_ready, "signing_keys": keys_ready,
+        "tsa": tsa_ready,
+    }  # fmt: skip
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready() -> Response:
+        loop = asyncio.get_running_loop()
+
+        async def run(check: Callable[[], str]) -> str:
+            return await loop.run_in_executor(ready_pool, check)
+
+        ok, checks = await run_checks(ready_checks, run, READY_TIMEOUT)
+        body = {"status": "ready" if ok else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        data, media_type = metrics.render()
+        return Response(data, media_type=media_type)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -81,6 +81,10 @@ class ServerConfig:
     upload_seconds: int = 30
     signing_keys: dict[str, SigningKey] = field(default_factory=dict)
     clients: tuple[Client, ...] = ()
+    # One JSON line per request on stderr (route template, status, time; no personal data).
+    access_log: bool = True
+    # At SIGTERM: how long open requests may finish, then how long signings still running may.
+    shutdown_seconds: float = 30.0
 
     def client_for(self, api_key: str) -> Client | None:
         return next((c for c in self.clients if c.matches(api_key)), None)
