@@ -77,6 +77,11 @@ TEXT_LIMITS: dict[Claim, int] = {
     Claim.SUBJECT_ID: 32,
 }
 """Maximum UTF-8 length in bytes of each text claim; all must be non-empty."""
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Unicode general categories no text claim may contain (controls, format characters such as
+U+202E, line and paragraph separators); Zs (spaces) may not begin or end one (qr-seal.md §5)."""
+SEAL_EKU_OID = "2.25.187697793891391668806884730963693754825"
+"""id-kp-esignQrSeal: the extended key usage every seal certificate carries (docs/qr-seal.md §4)."""
 
 
 class SealFormatError(InputError):
@@ -128,8 +133,12 @@ class SealClaims:
                 continue
             if not 0 < size <= TEXT_LIMITS[key]:
                 found.append(f"claim {name} must be 1-{TEXT_LIMITS[key]} UTF-8 bytes, not {size}")
-            elif any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
-                found.append(f"claim {name} contains control or format characters")
+            elif any(unicodedata.category(ch) in FORBIDDEN_CATEGORIES for ch in value):
+                found.append(f"claim {name} contains control or format characters or line breaks")
+            elif "Zs" in (unicodedata.category(value[0]), unicodedata.category(value[-1])):
+                found.append(f"claim {name} begins or ends with white space")
+            elif not unicodedata.is_normalized("NFC", value):
+                found.append(f"claim {name} is not in Unicode normalisation form NFC")
         for name, day in (("issued", self.issued), ("expires", self.expires)):
             if day is not None and not isinstance(day, date):
                 found.append(f"claim {name} must be a date")

@@ -46,6 +46,7 @@ from esign.seal import (
     KID_BYTES,
     MAX_COSE_BYTES,
     MAX_DAYS,
+    SEAL_EKU_OID,
     SIGNATURE_BYTES,
     Claim,
     SealClaims,
@@ -68,6 +69,9 @@ MAX_DEPTH = 4
 MONGOLIA = timezone(timedelta(hours=8), "Asia/Ulaanbaatar")
 """Document dates are civil dates in Mongolia (UTC+8 all year, no daylight saving since 2017)."""
 _B32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+TRIMMED = " \t\n\v\f\r"
+"""The white space trimmed around an input (TAB LF VT FF CR SPACE); ``str.strip()`` would also
+take U+001C-U+001F, which other languages' trim functions keep (docs/qr-seal.md §1)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def canonical_payload(text: str) -> str:
 def _payload_text(text: str) -> str:
     """The base32 part of a bare payload or of a URL ``.../v/<payload>[/][?...][#...]``."""
     check_input(text)
-    text = text.strip()
+    text = text.strip(TRIMMED)
     if "/" not in text and ":" not in text:
         return text
     for cut in ("#", "?"):
@@ -451,14 +455,20 @@ def _signature_ok(seal: DecodedSeal, cert: x509.Certificate) -> bool:
 
 
 async def _chain_problem(
-    cert: x509.Certificate, trust: TrustConfig, at: datetime
+    cert: x509.Certificate,
+    trust: TrustConfig,
+    at: datetime,
+    published: Sequence[x509.Certificate] = (),
 ) -> tuple[str, Indication, str] | None:
     """Validate the seal certificate's path to the anchors at ``at`` (no fetching, revocation
-    soft-fail: an offline verifier has no revocation data; the registry answers online)."""
+    soft-fail: an offline verifier has no revocation data; the registry answers online), through
+    the configured intermediates and any CA certificate published beside the seal certificates;
+    then the seal certificate's profile: key usage digitalSignature, EKU ``SEAL_EKU_OID``."""
     context = ValidationContext(
         trust_roots=list(trust.anchors),
-        other_certs=list(trust.intermediates),
+        other_certs=[*trust.intermediates, *published],
         moment=at,
+        time_tolerance=timedelta(0),
         allow_fetching=False,
         revocation_mode="soft-fail",
         algorithm_usage_policy=StateCryptoPolicy(),
@@ -467,7 +477,7 @@ async def _chain_problem(
         return "NO_CERTIFICATE_CHAIN_FOUND", Indication.INDETERMINATE, "self-signed, not an anchor"
     validator = CertificateValidator(cert, validation_context=context)
     try:
-        await validator.async_validate_usage({"digital_signature"})
+        await validator.async_validate_usage({"digital_signature"}, {SEAL_EKU_OID})
     except PathBuildingError as e:
         return "NO_CERTIFICATE_CHAIN_FOUND", Indication.INDETERMINATE, str(e)
     except RevokedError as e:
@@ -479,7 +489,10 @@ async def _chain_problem(
     except InvalidCertificateError as e:
         return "CHAIN_CONSTRAINTS_FAILURE", Indication.INDETERMINATE, str(e)
     except PathValidationError as e:
-        return "CERTIFICATE_CHAIN_GENERAL_FAILURE", Indication.INDETERMINATE, str(e)
+        if "could not be verified" in str(e):  # a look-alike issuer's key: no path after all
+            return "NO_CERTIFICATE_CHAIN_FOUND", Indication.INDETERMINATE, str(e)
+        # not a CA, no keyCertSign, path length, name constraints, unknown critical extension
+        return "CHAIN_CONSTRAINTS_FAILURE", Indication.INDETERMINATE, str(e)
     return None
 
 
@@ -529,7 +542,7 @@ async def averify_seal(
             seal_certificate=candidates[0].subject.human_friendly,
         )
     found = {"claims": seal.claims, "kid": kid, "seal_certificate": cert.subject.human_friendly}
-    problem = await _chain_problem(cert, trust, chain_at or at)
+    problem = await _chain_problem(cert, trust, chain_at or at, seal_certs)
     if problem is not None:
         sub, indication, detail = problem
         return _report(sub, indication, at, " ".join(detail.split()), **found)
