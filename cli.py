@@ -414,7 +414,8 @@ def _registry_or_default(url: str | None) -> str:
 @click.option(
     "--reissue",
     is_flag=True,
-    help="Re-issue the lost file of a recorded, active document (else: refused, already issued).",
+    help="Re-issue the lost file of a recorded, active document, or take over a number whose "
+    "issuing was interrupted (its process died); audited. Else such numbers are refused.",
 )
 @handles_errors
 def issue(
@@ -593,16 +594,36 @@ def revoke(doc_id: str, reason: str, registry_url: str | None) -> None:
     from esign.registry import open_registry
 
     with open_registry(_registry_or_default(registry_url)) as registry:
-        doc = registry.revoke(doc_id.strip().upper(), reason)
-        registry.audit(
-            client=_operator(),
-            action="revoke",
-            key_name="-",
-            document_sha256=doc.pdf_sha256,
-            document_id=doc.id,
-        )
+        doc = registry.revoke(doc_id.strip().upper(), reason, by=_operator())
     assert doc.status_time is not None
     click.echo(f"revoked {doc.id} at {doc.status_time:%Y-%m-%dT%H:%M:%SZ}: {doc.status_reason}")
+
+
+@esign.command()
+@click.argument("doc_id", metavar="ID")
+@click.option("--by", "new_id", required=True, help="ID of the replacement, issued first.")
+@click.option("--reason", required=True, help="Why it is replaced (kept in the registry).")
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="ESIGN_REGISTRY",
+    default=None,
+    help=f"sqlite:FILE or postgresql://... (default {DEFAULT_REGISTRY}).",
+)
+@handles_errors
+def supersede(doc_id: str, new_id: str, reason: str, registry_url: str | None) -> None:
+    """Mark a document (ID) as replaced by a corrected one; its seal then fails as superseded."""
+    from esign.registry import open_registry
+
+    with open_registry(_registry_or_default(registry_url)) as registry:
+        old = registry.supersede(
+            doc_id.strip().upper(), new_id.strip().upper(), reason, by=_operator()
+        )
+    assert old.status_time is not None
+    click.echo(
+        f"superseded {old.id} by {old.superseded_by} at {old.status_time:%Y-%m-%dT%H:%M:%SZ}: "
+        f"{old.status_reason}"
+    )
 
 
 @esign.group()

@@ -122,7 +122,8 @@ def _issue_one(task: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
         # issued it, or its file was lost) is refused unless the batch runs with --reissue.
         issued = _worker.issue_to(data, Path(out_name), reissue=_worker_reissue)
     except DuplicateDocument as e:
-        hint = "" if _worker_reissue else "; --reissue re-issues a lost file"
+        lost = not _worker_reissue and not e.document.pending
+        hint = "; --reissue re-issues a lost file" if lost else ""
         error = f"line {line_no}: already issued: {e.message}{hint}"
         return {"line": line_no, "status": "failed", "id": e.document.id, "error": error}
     except EsignError as e:

@@ -152,9 +152,16 @@ class UnknownDocument(RegistryError):
 class DuplicateDocument(RegistryError):
     """The id is already recorded; ``document`` is the record that was there first."""
 
-    def __init__(self, document: IssuedDocument) -> None:
+    def __init__(self, document: IssuedDocument, message: str | None = None) -> None:
+        if message is None and document.pending:
+            message = (
+                f"document {document.id} is being issued (reserved at "
+                f"{_format_time(document.created_at)}, not signed yet); if that run was "
+                "interrupted, re-issuing (--reissue) takes the number over"
+            )
         super().__init__(
-            f"document {document.id} is already in the registry "
+            message
+            or f"document {document.id} is already in the registry "
             f"(issued {document.issued_on}, {document.status})"
         )
         self.document = document
@@ -457,7 +464,12 @@ class Registry:
             if interrupted:
                 since = _as_utc(since if since is not None else created)
                 if not _abandoned(owner, since, take_over_after):
-                    raise DuplicateDocument(doc)
+                    raise DuplicateDocument(
+                        doc,
+                        f"document {doc_id} is being issued by {_owner_text(owner)} since "
+                        f"{_format_time(since)}; it is taken over only once that process has "
+                        f"ended, or after {int(take_over_after.total_seconds() // 60)} minutes",
+                    )
                 taken_over = (
                     f"took over the reservation of {_owner_text(owner)} "
                     f"from {_format_time(since)}, interrupted"

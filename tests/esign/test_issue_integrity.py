@@ -1,7 +1,8 @@
-"""`esign issue` and `esign revoke` as an operator runs them, on SQLite and PostgreSQL: a refused
-issue leaves no PDF and no record behind; two overlapping batches issue each number exactly once
-(counted in the signed files and in the registry); every CLI issue and revoke is audited with the
-operator (user@host) who ran it."""
+"""`esign issue`, `supersede` and `revoke` as an operator runs them, on SQLite and PostgreSQL: a
+refused issue leaves no PDF and no record behind; two overlapping batches issue each number
+exactly once (counted in the signed files and in the registry); an issue killed while signing
+is taken over only by an explicit, audited --reissue; every CLI issue, supersede and revoke has
+exactly one audit entry naming the operator (user@host) who ran it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,16 +188,88 @@ def test_overlapping_batches_issue_each_number_once(
     assert {e["client"] for e in entries} == {OPERATOR}
 
 
-def test_cli_issue_and_revoke_are_audited_with_the_operator(
+def test_cli_issue_supersede_and_revoke_are_audited_once_with_the_operator(
     pki: testpki.TestPki, services: PkiServices, registry_url: str, tmp_path: Path
 ) -> None:
-    code, text, out = _issue_one(pki, tmp_path, registry_url, 1)
-    assert code == 0, text
-    doc_id = document_id("UBEG", number(1))
-    r = run_esign("revoke", doc_id, "--reason", "тест", "--registry", registry_url, cwd=tmp_path)
+    ids, digests = [], []
+    for i in (1, 2):
+        code, text, out = _issue_one(pki, tmp_path, registry_url, i)
+        assert code == 0, text
+        ids.append(document_id("UBEG", number(i)))
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    r = run_esign(
+        "supersede", ids[0], "--by", ids[1], "--reason", "хаяг засав", "--registry", registry_url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.code == 0 and f"superseded {ids[0]} by {ids[1]}" in r.out, r.out + r.err
+    r = run_esign("revoke", ids[1], "--reason", "тест", "--registry", registry_url, cwd=tmp_path)
     assert r.code == 0, r.out + r.err
+    refused = run_esign("revoke", ids[1], "--reason", "again", "--registry", registry_url)
+    assert refused.code != 0 and "already revoked" in refused.err, refused.err
     with open_registry(registry_url) as registry:
         entries = registry.audit_entries()
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+        assert registry.get(ids[0]).issued_by == OPERATOR  # type: ignore[union-attr]
     seen = [(e["action"], e["client"], e["document_id"], e["document_sha256"]) for e in entries]
-    assert seen == [("revoke", OPERATOR, doc_id, digest), ("issue", OPERATOR, doc_id, digest)]
+    assert seen == [
+        ("revoke", OPERATOR, ids[1], digests[1]),
+        ("supersede", OPERATOR, ids[0], digests[0]),
+        ("issue", OPERATOR, ids[1], digests[1]),
+        ("issue", OPERATOR, ids[0], digests[0]),
+    ]
+    assert entries[0]["detail"] == "тест"
+
+
+def test_an_interrupted_issue_is_taken_over_only_by_an_explicit_audited_reissue(
+    pki: testpki.TestPki, services: PkiServices, registry_url: str, tmp_path: Path
+) -> None:
+    """`esign issue` killed while signing (its timestamp service never answers) leaves a
+    reserved number: a plain issue is refused, `--reissue` takes it over and says so in the
+    audit log, and the number ends up issued once, with one audit entry."""
+    with socket.socket() as hanging_tsa:
+        hanging_tsa.bind(("127.0.0.1", 0))
+        hanging_tsa.listen(8)  # accepts connections, never answers
+        tsa = f"http://127.0.0.1:{hanging_tsa.getsockname()[1]}/tsa"
+        data = tmp_path / "doc1.json"
+        data.write_text(data_line(1), encoding="utf-8")
+        out = tmp_path / "doc1.pdf"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "issue", "--template", "residence", "--data", str(data),
+             "-o", str(out), *key_args(pki, tsa), "--registry", registry_url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        doc_id = document_id("UBEG", number(1))
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with open_registry(registry_url) as registry:
+                    doc = registry.get(doc_id)
+                if doc is not None:
+                    break
+                assert proc.poll() is None, "esign issue ended before signing"
+                time.sleep(0.2)
+            assert doc is not None and doc.pending, "the number is reserved while signing"
+        finally:
+            proc.kill()
+            proc.wait()
+    assert not out.exists()
+
+    code, text, _ = _issue_one(pki, tmp_path, registry_url, 1)
+    assert code != 0 and "being issued" in text and "--reissue" in text, text
+    assert not out.exists()
+    code, text, _ = _issue_one(pki, tmp_path, registry_url, 1, "--reissue")
+    assert code == 0, text
+    with open_registry(registry_url) as registry:
+        doc = registry.get(doc_id)
+        entries = [e for e in registry.audit_entries(limit=100) if e["document_id"] == doc_id]
+    assert doc is not None and not doc.pending
+    assert doc.pdf_sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert doc.issued_by == OPERATOR and doc.fields_digest is not None
+    assert [(e["action"], e["client"]) for e in entries] == [("issue", OPERATOR)]
+    assert f"took over the reservation of process {proc.pid} on" in str(entries[0]["detail"])
+    # Issued now: neither a plain issue nor --reissue (its file is there) signs it again.
+    for extra in ((), ("--reissue",)):
+        code, text, _ = _issue_one(pki, tmp_path, registry_url, 1, *extra)
+        assert code != 0 and "already in the registry" in text, text
+    with open_registry(registry_url) as registry:
+        assert len([e for e in registry.audit_entries() if e["document_id"] == doc_id]) == 1
