@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
+from esign.issue import document_id  # noqa: E402
 from esign.seal import (  # noqa: E402
     SealClaims,
     b32,
@@ -42,6 +43,13 @@ from esign.seal import (  # noqa: E402
     qr_version,
     seal_url,
     sig_structure,
+)
+from esign.trustlist import (  # noqa: E402
+    TRUST_LIST_EKU,
+    SealKey,
+    TrustListContent,
+    TrustListSigner,
+    sealing_days,
 )
 
 PKI = HERE / "pki"
@@ -275,6 +283,28 @@ CERTS: tuple[CertSpec, ...] = (
         forged_by="forger-root",
     ),
     CertSpec("unpublished-seal", "Test Vector Unpublished Seal", "unpublished-seal", None, 26),
+    CertSpec(
+        "trust-list-signer",
+        "Test Vector Trust List Signer",
+        "trust-list-signer",
+        "intermediate",
+        28,
+        key_usage=frozenset({"digital_signature"}),
+        eku=(x509.ObjectIdentifier(TRUST_LIST_EKU),),
+        org_id=None,
+        organization=_PKI_ORG,
+    ),
+    CertSpec(
+        "forger-trust-list-signer",
+        "Test Vector Trust List Signer",
+        "trust-list-signer",
+        "forger-root",
+        29,
+        key_usage=frozenset({"digital_signature"}),
+        eku=(x509.ObjectIdentifier(TRUST_LIST_EKU),),
+        org_id=None,
+        organization=_PKI_ORG,
+    ),
 )
 RSA_KEYS = {"weak-intermediate": 1024}
 
@@ -462,6 +492,8 @@ class Maker:
 
     pki: Pki
     vectors: list[dict[str, Any]] = field(default_factory=list)
+    lists: dict[str, bytes] = field(default_factory=dict)
+    """Trust list files by name (``trust-lists/<name>.cbor``)."""
 
     def add(
         self,
@@ -482,6 +514,7 @@ class Maker:
         anchors: Sequence[str] = ("root",),
         intermediates: Sequence[str] = ("intermediate",),
         seal_certs: Sequence[str] | None = None,
+        trust_list: str | None = None,
     ) -> None:
         """One vector: sign ``payload`` (default: the claims' deterministic CBOR) under
         ``protected`` (default: {1: -7, 4: kid of ``signer``}) with ``key`` (default: the signer
@@ -506,9 +539,9 @@ class Maker:
             "input": given,
             "validation_time": _time(at),
             "trust_anchors": [f"pki/{c}.pem" for c in anchors],
-            "intermediates": [f"pki/{c}.pem" for c in intermediates],
-            "seal_certificates": [f"pki/{c}.pem" for c in published],
-            "trust_list": None,
+            "intermediates": [] if trust_list else [f"pki/{c}.pem" for c in intermediates],
+            "seal_certificates": [] if trust_list else [f"pki/{c}.pem" for c in published],
+            "trust_list": f"trust-lists/{trust_list}.cbor" if trust_list else None,
             "expected": {"indication": expected[0], "subindication": expected[1]},
             "claims": None if expected == FMT else _claims_json(shown or claims),
         }
@@ -1245,7 +1278,226 @@ def _chain_vectors(m: Maker) -> None:
     )
 
 
-def build_vectors(pki: Pki) -> dict[str, dict[str, Any]]:
+def _listed(
+    pki: Pki,
+    cert: str,
+    agency: str = "UBEG",
+    *,
+    until: date | None = None,
+    revoked_from: date | None = None,
+) -> SealKey:
+    """A seal key as a list names it: for the whole Ulaanbaatar days of its certificate."""
+    first, last = sealing_days(pki.certs[cert])
+    return SealKey(pki.certs[cert], agency, first, until or last, revoked_from)
+
+
+def _tamper(signed_list: bytes) -> bytes:
+    """The list with its next update moved one second later after signing (the payload starts
+    a6 01 01 02 1a <issued> 03 1a <next update>: flip the last bit of the next update)."""
+    tag = cbor2.loads(signed_list)
+    protected, unprotected, payload, signature = tag.value
+    assert payload[:5] == bytes.fromhex("a60101021a") and payload[9:11] == bytes.fromhex("031a")
+    changed = payload[:14] + bytes([payload[14] ^ 1]) + payload[15:]
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, changed, signature]))
+
+
+LIST_ISSUED = datetime(2026, 12, 1, tzinfo=UTC)
+LIST_NEXT = datetime(2026, 12, 3, tzinfo=UTC)
+OTHER_DOC = document_id("UBEG", "ОСХ-2026-000999")
+
+
+def _sign_list(
+    pki: Pki,
+    keys: Sequence[SealKey],
+    *,
+    withdrawn: Sequence[str] = (OTHER_DOC,),
+    issued: datetime = LIST_ISSUED,
+    next_update: datetime = LIST_NEXT,
+    signer: str = "trust-list-signer",
+) -> bytes:
+    content = TrustListContent(
+        issued=issued,
+        next_update=next_update,
+        seal_keys=tuple(keys),
+        intermediates=(pki.certs["intermediate"].public_bytes(serialization.Encoding.DER),),
+        withdrawn={"UBEG": list(withdrawn)},
+    )
+    chain = [pki.certs["intermediate"]] if signer == "trust-list-signer" else []
+    return TrustListSigner(pki.keys["trust-list-signer"], pki.certs[signer], chain).sign(content)
+
+
+def _trust_list_vectors(m: Maker) -> None:
+    g = "trust-list"
+    pki = m.pki
+    both = [_listed(pki, "seal"), _listed(pki, "seal-shsg", "SHSG")]
+    valid = _sign_list(pki, both)
+    m.lists["valid"] = valid
+    m.lists["withdrawn"] = _sign_list(
+        pki, both, withdrawn=(OTHER_DOC, document_id("UBEG", CLAIMS.number))
+    )
+    revoked = date(2026, 11, 20)
+    m.lists["key-revoked"] = _sign_list(pki, [_listed(pki, "seal", revoked_from=revoked)])
+    m.lists["key-revoked-later"] = _sign_list(
+        pki, [_listed(pki, "seal", revoked_from=date(2026, 11, 26))]
+    )
+    m.lists["other-agency"] = _sign_list(pki, [_listed(pki, "seal", "SHSG")])
+    m.lists["period-ended"] = _sign_list(pki, [_listed(pki, "seal", until=date(2026, 11, 24))])
+    m.lists["without-key"] = _sign_list(pki, both[1:])
+    m.lists["untrusted-signer"] = _sign_list(pki, both, signer="forger-trust-list-signer")
+    m.lists["tampered"] = _tamper(valid)
+    m.lists["outlived"] = _sign_list(
+        pki,
+        [_listed(pki, "seal-ends-2026")],
+        issued=datetime(2027, 6, 1, tzinfo=UTC),
+        next_update=datetime(2027, 6, 3, tzinfo=UTC),
+    )
+    m.lists["not-a-list"] = bytes.fromhex(m.vectors[0]["cose_sign1_hex"])
+    refused = ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND")
+    tl: dict[str, Any] = {"intermediates": ()}
+    m.add(
+        "list-valid",
+        g,
+        "A current trust list that lists the seal key.",
+        OK,
+        trust_list="valid",
+        **tl,
+    )
+    m.add(
+        "list-valid-other-agency",
+        g,
+        "The same list; the SHSG key sealing an SHSG document.",
+        OK,
+        signer="seal-shsg",
+        claims=replace(CLAIMS, issuer="SHSG"),
+        trust_list="valid",
+        **tl,
+    )
+    m.add(
+        "list-last-second",
+        g,
+        "The list validated one second before its next update (2026-12-03T00:00:00Z).",
+        OK,
+        trust_list="valid",
+        at=datetime(2026, 12, 2, 23, 59, 59, tzinfo=UTC),
+        **tl,
+    )
+    m.add(
+        "list-stale",
+        g,
+        "The list validated at its next update: out of date.",
+        ("INDETERMINATE", "TRY_LATER"),
+        trust_list="valid",
+        at=LIST_NEXT,
+        **tl,
+    )
+    m.add(
+        "list-tampered",
+        g,
+        "One bit of the list's payload changed after signing.",
+        refused,
+        trust_list="tampered",
+        **tl,
+    )
+    m.add(
+        "list-untrusted-signer",
+        g,
+        "A list signed by a certificate under 'Forger Root CA'.",
+        refused,
+        trust_list="untrusted-signer",
+        **tl,
+    )
+    m.add(
+        "list-not-a-list",
+        g,
+        "A seal's COSE_Sign1 given as the trust list.",
+        refused,
+        trust_list="not-a-list",
+        **tl,
+    )
+    m.add(
+        "list-from-the-future",
+        g,
+        "The list's issue time (2026-12-01T00:00:00Z) is more than "
+        "5 minutes after the validation time.",
+        refused,
+        trust_list="valid",
+        at=datetime(2026, 11, 30, 23, 54, 59, tzinfo=UTC),
+        **tl,
+    )
+    m.add(
+        "list-kid-not-listed",
+        g,
+        "A valid list that does not list the seal's key.",
+        refused,
+        trust_list="without-key",
+        **tl,
+    )
+    m.add(
+        "list-document-withdrawn",
+        g,
+        "The list names this document (UBEG, its number) as withdrawn.",
+        ("TOTAL-FAILED", "REVOKED"),
+        trust_list="withdrawn",
+        **tl,
+    )
+    m.add(
+        "list-key-revoked",
+        g,
+        "The seal key is revoked from 2026-11-20; the seal is dated 2026-11-25.",
+        ("TOTAL-FAILED", "REVOKED"),
+        trust_list="key-revoked",
+        **tl,
+    )
+    m.add(
+        "list-key-revoked-later",
+        g,
+        "The seal key is revoked from 2026-11-26; the seal, dated 2026-11-25, was made before.",
+        OK,
+        trust_list="key-revoked-later",
+        **tl,
+    )
+    m.add(
+        "list-agency-mismatch",
+        g,
+        "The list gives the seal key to SHSG; the seal claims UBEG.",
+        ("TOTAL-FAILED", "ISSUER_MISMATCH"),
+        trust_list="other-agency",
+        **tl,
+    )
+    m.add(
+        "list-outside-period",
+        g,
+        "The list lets the key seal until 2026-11-24; the seal is dated 2026-11-25.",
+        OUT_OF_BOUNDS,
+        trust_list="period-ended",
+        **tl,
+    )
+    m.add(
+        "list-seal-outlives-cert",
+        g,
+        "A seal dated 2026-11-25 (no expiry) by a certificate "
+        "that expired 2026-12-31, validated 2027-06-01 with a list of that day: the key is "
+        "judged at the seal's date.",
+        OK,
+        signer="seal-ends-2026",
+        claims=replace(CLAIMS, expires=None),
+        trust_list="outlived",
+        at=datetime(2027, 6, 1, 4, tzinfo=UTC),
+        **tl,
+    )
+    m.add(
+        "list-seal-outlives-cert-no-list",
+        g,
+        "The same seal with published certificates "
+        "only: the expired certificate cannot be judged at the seal's date.",
+        OUT_OF_BOUNDS,
+        signer="seal-ends-2026",
+        claims=replace(CLAIMS, expires=None),
+        at=datetime(2027, 6, 1, 4, tzinfo=UTC),
+    )
+
+
+def build_vectors(pki: Pki) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]]:
     m = Maker(pki)
     _claims_vectors(m)
     _cbor_vectors(m)
@@ -1254,7 +1506,8 @@ def build_vectors(pki: Pki) -> dict[str, dict[str, Any]]:
     _url_vectors(m)
     _time_vectors(m)
     _chain_vectors(m)
-    return {v["name"] + ".json": v for v in m.vectors}
+    _trust_list_vectors(m)
+    return {v["name"] + ".json": v for v in m.vectors}, m.lists
 
 
 def render(vector: dict[str, Any]) -> bytes:
@@ -1265,7 +1518,9 @@ def outputs(new_keys: bool = False) -> dict[Path, bytes]:
     """Every generated file and its bytes."""
     pki, files = build_pki(new_keys)
     result = {PKI / name: data for name, data in files.items()}
-    result |= {HERE / n: render(v) for n, v in build_vectors(pki).items()}
+    vectors, lists = build_vectors(pki)
+    result |= {HERE / n: render(v) for n, v in vectors.items()}
+    result |= {HERE / "trust-lists" / f"{n}.cbor": data for n, data in lists.items()}
     return result
 
 
@@ -1278,6 +1533,7 @@ def main() -> int:
     stale = [p for p, data in wanted.items() if not p.exists() or p.read_bytes() != data]
     extra = [p for p in HERE.glob("*.json") if p not in wanted]
     extra += [p for p in PKI.glob("*.pem") if p not in wanted and not p.name.endswith(".key.pem")]
+    extra += [p for p in HERE.glob("trust-lists/*") if p not in wanted]
     if args.check:
         for p in stale:
             print(f"differs: {p.relative_to(HERE)}")
@@ -1288,6 +1544,7 @@ def main() -> int:
         p.unlink()
         print(f"removed {p.relative_to(HERE)}")
     for p in stale:
+        p.parent.mkdir(exist_ok=True)
         p.write_bytes(wanted[p])
         print(f"wrote {p.relative_to(HERE)}")
     return 0

@@ -151,7 +151,7 @@ def test_suite_covers_the_issue() -> None:
     assert len(vectors) >= 60
     assert [_number(p) for p in _paths()] == list(range(1, len(vectors) + 1))
     groups = {v["group"] for v in vectors}
-    assert {"claims", "cbor", "cose", "signature", "url", "time", "chain"} <= groups
+    assert {"claims", "cbor", "cose", "signature", "url", "time", "chain", "trust-list"} <= groups
     subs = {v["expected"]["subindication"] for v in vectors}
     assert {
         None,
@@ -164,6 +164,8 @@ def test_suite_covers_the_issue() -> None:
         "ISSUER_MISMATCH",
         "EXPIRED",
         "NOT_YET_VALID",
+        "REVOKED",
+        "TRY_LATER",
     } <= subs
     times = {v["validation_time"] for v in vectors if v["group"] == "time"}
     assert {"2026-12-01T15:59:59Z", "2026-12-01T16:00:00Z"} <= times
