@@ -174,8 +174,25 @@ def fields_cbor(fields: Mapping[str, str]) -> bytes:
         key = _nfc(name)
         if key in normalised:
             raise UsageError(f"document key field {key!r} appears twice after NFC normalisation")
+        problem = printed_form_problem(value)
+        if problem:
+            raise InputError(f"field {key!r} cannot be sealed: {problem}")
         normalised[key] = _nfc(value)
     return cbor2.dumps(normalised, canonical=True)
+
+
+def printed_form_problem(value: str) -> str | None:
+    """Why a verifier reading the printed page could not recover ``value`` exactly (None if it
+    can): it reads words separated by single spaces (docs/qr-seal.md §6.1), so a bound value may
+    not be empty, begin or end with white space, hold line breaks, tabs, repeated or non-breaking
+    spaces, nor invisible control or format characters."""
+    if not value:
+        return "it is empty"
+    if " ".join(value.split()) != value:
+        return "white space other than single spaces between words (line break, tab, no-break)"
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        return "it contains invisible control or format characters"
+    return None
 
 
 def fields_digest(fields: Mapping[str, str]) -> bytes:
@@ -408,6 +425,7 @@ __all__ = [
     "fields_digest",
     "key_id",
     "organisation",
+    "printed_form_problem",
     "protected_header",
     "qr_version",
     "seal_url",

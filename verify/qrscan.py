@@ -111,6 +111,11 @@ def texts_from_pdf(path: Path, dpi: int = PDF_DPI) -> list[str]:
 
 def pdf_text(path: Path) -> str:
     """The document's text as PDFium extracts it, whitespace collapsed."""
+    return " ".join(" ".join(pdf_page_texts(path)).split())
+
+
+def pdf_page_texts(path: Path) -> list[str]:
+    """Each page's text as PDFium extracts it, in reading order, lines kept (CR LF between)."""
     import pypdfium2 as pdfium
 
     parts: list[str] = []
@@ -125,7 +130,7 @@ def pdf_text(path: Path) -> str:
                 raise InputError(f"{path}: cannot read the text of page {index + 1} ({e})") from e
             finally:
                 page.close()
-    return " ".join(" ".join(parts).split())
+    return parts
 
 
 def kind_of(path: Path) -> str:

@@ -9,17 +9,21 @@ organisation whose key made the seal.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 
 from esign.errors import EsignError
-from esign.registry import Registry
+from esign.registry import IssuedDocument, Registry
+from esign.seal import SealClaims
 
-from .qrscan import kind_of, pdf_text, texts_from_image, texts_from_pdf
+from .qrscan import kind_of, texts_from_image, texts_from_pdf
 from .report import Indication, Text
 from .seal import SealReport
 from .sealdate import verify_seal_proven
+from .sealfields import FieldsNotFound, pdf_lines, printed_digest, printed_values, template_for
 from .trust import TrustConfig
 
 NO_QR = Text("Зурагт/баримтад QR код олдсонгүй.", "No QR code was found in the image or document.")
@@ -46,6 +50,28 @@ REGISTRY_DOWN_DETAIL = "registry unavailable"
 UNKNOWN_DOC = Text(
     "Баримт бүртгэлд олдсонгүй.", "The document is not in the registry of issued documents."
 )
+NOT_ISSUED = Text(
+    "QR тамга нь байгууллагын олгосон баримттай таарахгүй байна: бүртгэлд өөр мэдээлэл "
+    "бүртгэгдсэн. Хуурамч байж болзошгүй.",
+    "The QR seal does not match the document the agency issued: the registry recorded other "
+    "content under this number. It may be a forgery.",
+)
+NOT_ISSUED_FILE = Text(
+    "Энэ PDF файл нь байгууллагын олгосон файл биш: бүртгэлд өөр файл бүртгэгдсэн. Хуурамч байж "
+    "болзошгүй.",
+    "This PDF is not the file the agency issued: the registry recorded another file under this "
+    "number. It may be a forgery.",
+)
+FIELDS_CHANGED = Text(
+    "Баримт дээр хэвлэгдсэн мэдээлэл QR тамгаар баталгаажсан мэдээлэлтэй таарахгүй байна: "
+    "баримтыг өөрчилсөн байна.",
+    "The fields printed on the document differ from those the QR seal certifies: the document "
+    "was altered.",
+)
+FIELDS_NOT_FOUND = Text(
+    "QR тамгаар баталгаажсан мэдээллийг баримт дээрээс олж чадсангүй.",
+    "The fields the QR seal certifies could not be found on the document.",
+)
 
 
 def _with(report: SealReport, ind: Indication, sub: str, text: Text, *extra: str) -> SealReport:
@@ -71,9 +97,18 @@ _log = logging.getLogger(__name__)
 
 
 def apply_registry(
-    report: SealReport, registry: str | Registry | None, *, with_reason: bool = False
+    report: SealReport,
+    registry: str | Registry | None,
+    *,
+    with_reason: bool = False,
+    pdf: bytes | None = None,
 ) -> SealReport:
-    """Fill ``registry_status`` and turn revoked or superseded documents into failures.
+    """Fill ``registry_status`` and turn revoked or superseded documents into failures, and seals
+    or files other than those issued under the number (a replay) into TOTAL-FAILED/HASH_FAILURE.
+
+    The seal's document type, dates and fields digest must be the ones recorded; ``pdf`` (the
+    file the seal was read from), when given, must be the recorded file, possibly followed by
+    incremental updates (added validation data, archive timestamps) which the PDF check judges.
 
     ``registry`` is a URL (opened for this one lookup) or an open registry, which a server
     keeps for all its requests. Fails closed: a registry that cannot be asked turns a passing
@@ -86,7 +121,8 @@ def apply_registry(
     from esign.issue import document_id
     from esign.registry import open_registry
 
-    doc_id = document_id(report.claims.issuer, report.claims.number)
+    claims = report.claims
+    doc_id = document_id(claims.issuer, claims.number)
     try:
         if isinstance(registry, str):
             with open_registry(registry) as opened:
@@ -101,7 +137,7 @@ def apply_registry(
                 report, Indication.INDETERMINATE, "TRY_LATER", REGISTRY_DOWN, REGISTRY_DOWN_DETAIL
             )
         return dataclasses.replace(report, details=(*report.details, REGISTRY_DOWN_DETAIL))
-    if doc is None:
+    if doc is None or doc.pending:  # pending: reserved, still being signed, never handed out
         report = dataclasses.replace(report, registry_status="unknown")
         if report.indication is Indication.TOTAL_PASSED:
             return _with(report, Indication.INDETERMINATE, "GENERIC", UNKNOWN_DOC, f"id {doc_id}")
@@ -115,15 +151,57 @@ def apply_registry(
         return _with(
             report, Indication.TOTAL_FAILED, "REVOKED", SUPERSEDED, f"by {doc.superseded_by}"
         )
+    if report.indication is Indication.TOTAL_FAILED:
+        return report
+    differs = _differs_from_record(claims, doc)
+    if differs:
+        return _with(
+            report, Indication.TOTAL_FAILED, "HASH_FAILURE", NOT_ISSUED,
+            f"registry: {', '.join(differs)} differ from what was issued",
+        )  # fmt: skip
+    if pdf is not None and not _is_issued_file(pdf, doc.pdf_sha256):
+        digest = hashlib.sha256(pdf).hexdigest()
+        return _with(
+            report, Indication.TOTAL_FAILED, "HASH_FAILURE", NOT_ISSUED_FILE,
+            f"registry: PDF SHA-256 {digest[:16]}… is not the issued {doc.pdf_sha256[:16]}…",
+        )  # fmt: skip
     return report
+
+
+def _differs_from_record(claims: SealClaims, doc: IssuedDocument) -> list[str]:
+    """The claims that differ from the registry's record of the document (names, for details)."""
+    differs = []
+    if doc.doc_type != claims.doc_type:
+        differs.append("document type")
+    if doc.issued_on != claims.issued or doc.expires_on != claims.expires:
+        differs.append("dates")
+    if doc.fields_digest is not None and doc.fields_digest != claims.fields_digest.hex():
+        differs.append("fields digest")
+    return differs
+
+
+_EOF = re.compile(rb"%%EOF(?:\r\n|\r|\n)?")
+
+
+def _is_issued_file(pdf: bytes, recorded_sha256: str) -> bool:
+    """``pdf`` is the recorded file, or starts with it and goes on with incremental updates: some
+    prefix ending just after an ``%%EOF`` marker (with or without its end-of-line) has the
+    recorded digest."""
+    if hashlib.sha256(pdf).hexdigest() == recorded_sha256:
+        return True
+    for match in _EOF.finditer(pdf):
+        for end in {match.start() + 5, match.end()}:
+            if hashlib.sha256(pdf[:end]).hexdigest() == recorded_sha256:
+                return True
+    return False
 
 
 def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool) -> SealReport:
     if report.claims is None or report.indication is Indication.TOTAL_FAILED:
         return report
     claims = report.claims
-    text = pdf_text(path)
-    flat = "".join(text.split()).casefold()
+    lines = pdf_lines(path)
+    flat = "".join("".join(lines).split()).casefold()
     wanted = {
         "number": claims.number,
         "register number": claims.subject_id,
@@ -138,6 +216,9 @@ def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool)
             NOT_THIS_DOC,
             f"not in the PDF: {', '.join(missing)}",
         )
+    report = _match_printed_fields(report, claims, lines)
+    if report.indication is Indication.TOTAL_FAILED:
+        return report
     from .pdf import Verifier, VerifyOptions
 
     doc = Verifier(trust, VerifyOptions(online=online)).verify_file(path)
@@ -161,6 +242,29 @@ def _match_pdf(report: SealReport, path: Path, trust: TrustConfig, online: bool)
             NOT_THIS_DOC,
             "PDF signed by another organisation",
         )
+    return report
+
+
+def _match_printed_fields(report: SealReport, claims: SealClaims, lines: list[str]) -> SealReport:
+    """Recompute the fields digest from the page's text by the template's rules (docs/qr-seal.md
+    §6.1): what is printed must be what the seal certifies, not merely signed by the agency."""
+    template = template_for(claims)
+    if template is None:
+        detail = f"printed fields not checked: no template for {claims.issuer} {claims.doc_type}"
+        return dataclasses.replace(report, details=(*report.details, detail))
+    try:
+        values = printed_values(lines, template, claims)
+    except FieldsNotFound as e:
+        indication = report.indication
+        if indication is Indication.TOTAL_PASSED:
+            indication = Indication.INDETERMINATE
+        return _with(report, indication, "GENERIC", FIELDS_NOT_FOUND, str(e))
+    if values["name"] != claims.subject_name or values["register_number"] != claims.subject_id:
+        detail = "the printed name or register number differs from the seal's"
+        return _with(report, Indication.TOTAL_FAILED, "HASH_FAILURE", NOT_THIS_DOC, detail)
+    if printed_digest(values, template) != claims.fields_digest:
+        detail = f"printed {', '.join(template.seal_fields)} differ from the seal's fields digest"
+        return _with(report, Indication.TOTAL_FAILED, "HASH_FAILURE", FIELDS_CHANGED, detail)
     return report
 
 
@@ -211,7 +315,8 @@ def check_seal(
     ]
     report = next((r for r in reports if r.claims is not None), reports[0])
     # The caller opened the registry with its own URL: an operator, who may see the reason.
-    report = apply_registry(report, registry_url, with_reason=True)
+    pdf = path.read_bytes() if kind == "pdf" and registry_url is not None else None
+    report = apply_registry(report, registry_url, with_reason=True, pdf=pdf)
     if kind == "pdf":
         report = _match_pdf(report, path, trust, online)
     return report
