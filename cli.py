@@ -392,7 +392,11 @@ def _registry_or_default(url: str | None) -> str:
 )
 @click.option("--pkcs11-module")
 @click.option(
-    "--level", default="B-T", show_default=True, help="PAdES level of the certification signature."
+    "--level",
+    default="B-LT",
+    show_default=True,
+    help="PAdES level of the certification signature (B-LT: the PDF carries its revocation "
+    "data and verifies offline; B-LTA adds an archive timestamp).",
 )
 @click.option(
     "--tsa", "tsa_url", help="Timestamp service (default with the test PKI: its local TSA)."

@@ -39,7 +39,7 @@ class BatchSettings:
     out_dir: Path
     pdf_key: KeySpec
     seal_key: KeySpec
-    level: str = "B-T"
+    level: str = "B-LT"  # the PDF carries its revocation data: it proves itself offline
     tsa_url: str | None = None
     base_url: str = "https://verify.e-mongolia.mn"
     registry_url: str | None = None

@@ -5,9 +5,11 @@ leaves exactly one audit entry naming the client."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +18,14 @@ from esign import testpki
 from esign.registry import open_registry
 from esign.services import PkiServices
 from tests.conftest import free_port
-from tests.web.conftest import sample_data, start_server, stop_server, write_config
+from tests.helpers import run_esign
+from tests.web.conftest import (
+    PASSWORD_ENV,
+    sample_data,
+    start_server,
+    stop_server,
+    write_config,
+)
 from verify.web.config import hash_api_key
 
 
@@ -24,6 +33,7 @@ from verify.web.config import hash_api_key
 class Agencies:
     client: httpx.Client
     registry_url: str
+    folder: Path
     keys: dict[str, str]  # client name -> API key
 
     def auth(self, name: str) -> dict[str, str]:
@@ -44,15 +54,20 @@ def agencies(
     config, registry_url = write_config(pki, folder, port, keys["agency-a"], keys["agency-b"])
     with config.open("a", encoding="utf-8") as f:
         for name, grants in (
-            ("registrar", 'keys = ["seal-a"]\ndoc_types = ["residence"]'),
+            ("registrar", 'keys = ["seal-a", "seal-default"]\ndoc_types = ["residence"]'),
             ("auditor", 'revoke_issuers = ["UBEG"]'),
         ):
             digest = hash_api_key(keys[name])
             f.write(f'\n[[clients]]\nname = "{name}"\napi_key_sha256 = "{digest}"\n{grants}\n')
+        # A key configured without a level: issuance at the default level.
+        f.write(
+            f"\n[signing_keys.seal-default]\nkey = {json.dumps(str(pki.p12('mn-ec', 'seal')))}\n"
+            f'password_env = "{PASSWORD_ENV}"\ntsa = {json.dumps(pki.tsa_url("mn-ec"))}\n'
+        )
     proc = start_server(config, port, log=folder / "server.log")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            yield Agencies(client, registry_url, keys)
+            yield Agencies(client, registry_url, folder, keys)
     finally:
         stop_server(proc)
 
@@ -152,3 +167,24 @@ def test_issue_refused_twice_for_one_number_is_audited_once(agencies: Agencies) 
     assert [r.status_code for r in answers] == [200, 409], answers[1].text
     assert "already in the registry" in answers[1].json()["detail"]
     assert _audit(agencies, answers[0].headers["x-document-id"]) == [("issue", "registrar")]
+
+
+def test_http_issuance_defaults_to_b_lt_and_the_pdf_proves_itself_offline(
+    agencies: Agencies,
+) -> None:
+    """A signing key configured without a level issues at B-LT: a bank verifying the PDF with no
+    network at all gets TOTAL-PASSED (issue 10, point 8)."""
+    r = agencies.client.post(
+        "/api/v1/issue",
+        json={"template": "residence", "key": "seal-default", "data": sample_data("residence")},
+        headers=agencies.auth("registrar"),
+    )
+    assert r.status_code == 200, r.text
+    pdf = agencies.folder / "default-level.pdf"
+    pdf.write_bytes(r.content)
+    trust = agencies.folder / "trust.toml"
+    v = run_esign("verify", str(pdf), "--trust", str(trust), "--offline", "--json")
+    assert v.code == 0, v.out + v.err
+    report = json.loads(v.out)
+    assert (report["indication"], report["revocation_mode"]) == ("TOTAL-PASSED", "offline")
+    assert report["signatures"][0]["pades_level"] == "B-LT"

@@ -23,7 +23,7 @@ class SigningKey:
     cert: Path | None = None
     chain: tuple[Path, ...] = ()
     pkcs11_module: str | None = None
-    level: str = "B-T"
+    level: str = "B-LT"  # issued PDFs carry their revocation data: verifiable offline
     tsa_url: str | None = None
     recheck_seconds: float = 300.0
     """How often the serving signer re-checks its certificate's revocation status (OCSP/CRL)."""
@@ -118,7 +118,7 @@ def load_config(path: Path | None) -> ServerConfig:
                 cert=rel(k["cert"]) if "cert" in k else None,
                 chain=tuple(rel(c) for c in k.get("chain", [])),
                 pkcs11_module=k.get("pkcs11_module"),
-                level=str(k.get("level", "B-T")),
+                level=str(k.get("level", SigningKey.level)),
                 tsa_url=k.get("tsa"),
                 recheck_seconds=float(k.get("certificate_recheck_seconds", 300)),
             )
