@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from esign.errors import EsignError
 from esign.registry import Registry
@@ -43,6 +43,23 @@ def recorded_issue_date(registry: str | Registry, issuer: str, number: str) -> d
     return None if doc is None else doc.issued_on
 
 
+def judge_at_recorded_issue(
+    report: SealReport, text: str, trust: TrustConfig, at: datetime, registry: str | Registry
+) -> SealReport:
+    """``report`` again, with the certificate judged on the issue date the registry records for
+    the document, when the certificate is out of its validity at ``at`` and that date is the
+    seal's; else ``report`` unchanged."""
+    claims = report.claims
+    if report.subindication != "OUT_OF_BOUNDS_NO_POE" or claims is None:
+        return report
+    recorded = recorded_issue_date(registry, claims.issuer, claims.number)
+    if recorded != claims.issued:
+        return report
+    again = verify_seal(text, trust, trust.seal_certs, at=at, chain_at=day_start(recorded))
+    proof = f"seal certificate judged on the issue date {recorded} recorded in the registry"
+    return dataclasses.replace(again, details=(*again.details, proof))
+
+
 def verify_seal_proven(
     text: str,
     trust: TrustConfig,
@@ -55,16 +72,11 @@ def verify_seal_proven(
     out of its validity now and the registry records the seal's issue date, judged at that date."""
     if trust_list is not None:
         return verify_seal_with_list(text, trust.anchors, trust_list, at)
+    at = at or datetime.now(UTC)
     report = verify_seal(text, trust, trust.seal_certs, at=at)
-    claims = report.claims
-    if report.subindication != "OUT_OF_BOUNDS_NO_POE" or registry is None or claims is None:
+    if registry is None:
         return report
-    recorded = recorded_issue_date(registry, claims.issuer, claims.number)
-    if recorded != claims.issued:
-        return report
-    again = verify_seal(text, trust, trust.seal_certs, at=at, chain_at=day_start(recorded))
-    proof = f"seal certificate judged on the issue date {recorded} recorded in the registry"
-    return dataclasses.replace(again, details=(*again.details, proof))
+    return judge_at_recorded_issue(report, text, trust, at, registry)
 
 
-__all__ = ["recorded_issue_date", "verify_seal_proven"]
+__all__ = ["judge_at_recorded_issue", "recorded_issue_date", "verify_seal_proven"]

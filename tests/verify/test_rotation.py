@@ -13,15 +13,21 @@ holding only the root and the trust list of the day (and, online, the registry):
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from esign.issue import document_id
 from esign.registry import IssuedDocument, open_registry
 from esign.seal import SealClaims, SealSigner, fields_digest
+from tests.conftest import REPO, free_port
 from tests.helpers import run_esign
 from tests.verify.trustpki import SEAL_EKU, Issued, SmallPki, issue, small_pki
 
@@ -194,10 +200,16 @@ def test_revoked_key_message(year: Year) -> None:
     assert "revoked from 2026-08-20; the seal is dated 2026-08-25" in result.out
 
 
-def test_registry_proves_the_issue_date_online(year: Year) -> None:
-    """Without a list, the expired K1 certificate makes d1 INDETERMINATE, as before; online, the
-    registry's record of d1 (same issue date) proves when it was sealed, and d1 passes. A record
-    with another issue date proves nothing."""
+@dataclass(frozen=True)
+class Online:
+    trust: Path
+    registry: str
+
+
+@pytest.fixture(scope="module")
+def online(year: Year) -> Online:
+    """The published seal certificates in a trust configuration, and a registry recording d1
+    (its true issue date) and d3 (another issue date than its seal's)."""
     folder = year.folder
     (folder / "seals").mkdir(exist_ok=True)
     for key in year.keys.values():
@@ -224,10 +236,17 @@ def test_registry_proves_the_issue_date_online(year: Year) -> None:
                     pdf_sha256="d" * 64,
                 )
             )
+    return Online(trust, registry)
+
+
+def test_registry_proves_the_issue_date_online(year: Year, online: Online) -> None:
+    """Without a list, the expired K1 certificate makes d1 INDETERMINATE, as before; online, the
+    registry's record of d1 (same issue date) proves when it was sealed, and d1 passes. A record
+    with another issue date proves nothing (and says the seal is not what was issued)."""
 
     def run(seal: str, *extra: str) -> dict[str, object]:
         result = run_esign(
-            "seal", "verify", year.seals[seal], "--trust", str(trust),
+            "seal", "verify", year.seals[seal], "--trust", str(online.trust),
             "--at", "2026-12-20T03:00:00Z", "--json", *extra, env={"ESIGN_REGISTRY": ""},
         )  # fmt: skip
         report: dict[str, object] = json.loads(result.out)
@@ -240,8 +259,49 @@ def test_registry_proves_the_issue_date_online(year: Year) -> None:
         "INDETERMINATE",
         "OUT_OF_BOUNDS_NO_POE",
     )
-    online = run("d1", "--registry", registry)
-    assert (online["indication"], online["subindication"]) == PASSED
-    assert "recorded in the registry" in json.dumps(online["details"])
-    other_day = run("d3", "--registry", registry)
+    proven = run("d1", "--registry", online.registry)
+    assert (proven["indication"], proven["subindication"]) == PASSED
+    assert "recorded in the registry" in json.dumps(proven["details"])
+    other_day = run("d3", "--registry", online.registry)
     assert other_day["indication"] != "TOTAL-PASSED"
+
+
+def test_verification_page_proves_the_issue_date(year: Year, online: Online) -> None:
+    """The same online, through `esign serve` (its clock is now: K1 expired in May 2026)."""
+    port = free_port()
+    config = year.folder / "server.toml"
+    config.write_text(
+        f'base_url = "http://127.0.0.1:{port}"\nregistry = "{online.registry}"\n'
+        f'trust = ["{online.trust}"]\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ESIGN_REGISTRY": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--config", str(config), "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        def seal(name: str) -> dict[str, object]:
+            payload = year.seals[name].rsplit("/V/", 1)[1]
+            answer = httpx.get(f"{url}/api/v1/seals/{payload}", timeout=30)
+            assert answer.status_code == 200, answer.text
+            report: dict[str, object] = answer.json()
+            return report
+
+        d1 = seal("d1")
+        assert (d1["indication"], d1["subindication"]) == PASSED, d1
+        assert d1["registry_status"] == "active"
+        d3 = seal("d3")
+        assert d3["indication"] != "TOTAL-PASSED", d3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -47,10 +47,12 @@ from ..seal import (
     verify_seal,
 )
 from ..sealcheck import apply_registry
+from ..sealdate import judge_at_recorded_issue
 from ..trust import TrustConfig
 from .config import Client, ServerConfig
 from .gate import Gate
 from .ops import InFlight, Metrics, Observe, access_logger, run_checks, timed
+from .trustlistfile import TrustListFile
 from .uploads import WORKER_NICE, ClientGone, UploadLane, UploadsBusy
 
 HERE = Path(__file__).resolve().parent
@@ -337,6 +339,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             report = await verdict_once(key, seal_verdict, key, now)
         if registry is None:
             return report
+        if report.subindication == "OUT_OF_BOUNDS_NO_POE":  # issue date proven by the record?
+            prove = (judge_at_recorded_issue, report, key[0], trust, now, registry)
+            report = await verdict_once(("proven", *key), *prove)
         lookup = functools.partial(apply_registry, with_reason=with_reason)
         if registry_inline:
             return lookup(report, registry)
@@ -685,6 +690,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:  # on the event loop: no pool to wait for
         return {"status": "ok"}
+
+    trust_list = TrustListFile(getattr(config, "trust_list", None), trust.anchors)
+
+    @app.get("/trust-list", include_in_schema=False)
+    async def get_trust_list(request: Request) -> Response:
+        """The signed seal trust list offline verifiers sync (docs/trust-list.md)."""
+        answer = await run_in_threadpool(trust_list.answer, request.headers)
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
     # --- operations --------------------------------------------------------------------------
 
