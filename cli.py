@@ -815,26 +815,42 @@ def trust_list_build(
 
 
 @esign.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", help="Listen address (else [serve] host, $ESIGN_HOST, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port (else [serve] port, $ESIGN_PORT, 8080)."
+)
 @click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Server configuration (TOML); default: the test PKI.",
+    help="Configuration (TOML); else $ESIGN_CONFIG, ~/.config/esign/esign.toml, "
+    "/etc/esign/esign.toml; none found: the test PKI. See `esign config show`.",
 )
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    help="Worker processes (else [serve] workers, $ESIGN_WORKERS, 1).",
+)
 @handles_errors
-def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
+def serve(
+    host: str | None, port: int | None, config_file: Path | None, workers: int | None
+) -> None:
     """Serve the verification page, the upload page and the JSON API."""
     import shutil
     import tempfile
 
     import uvicorn
 
-    from verify.web import create_app, load_config
+    from verify.web import create_app
+    from verify.web.config import from_settings
+    from verify.web.settings import load_settings
 
-    config = load_config(config_file)
+    overrides = {"serve.host": host, "serve.port": port, "serve.workers": workers}
+    settings = load_settings(config_file, overrides)
+    config = from_settings(settings)
+    listen = settings.file.serve
+    host, port, workers = listen.host, listen.port, listen.workers
+    config_file = settings.located.path
     stack = contextlib.ExitStack()
     if config_file is None:  # embedded defaults: the test PKI, its TSA and OCSP too
         _serve_test_pki(stack)
@@ -859,6 +875,27 @@ def serve(host: str, port: int, config_file: Path | None, workers: int) -> None:
             "verify.web.factory:app_from_env", factory=True, host=host, port=port,
             workers=workers, log_level="warning", timeout_graceful_shutdown=grace,
         )  # fmt: skip
+
+
+@esign.group("config")
+def config_group() -> None:
+    """The configuration of `esign serve`: where it is found, what is in effect."""
+
+
+@config_group.command("show")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="This file instead of the search ($ESIGN_CONFIG, user config folder, /etc/esign).",
+)
+@handles_errors
+def config_show(config_file: Path | None) -> None:
+    """Print the settings in effect and where each came from (file, environment, default);
+    secrets are masked."""
+    from verify.web.settings import load_settings, render
+
+    click.echo(render(load_settings(config_file)))
 
 
 @esign.group()

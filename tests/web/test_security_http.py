@@ -439,9 +439,9 @@ def timed_gets(c: httpx.Client, path: str, n: int) -> list[float]:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('upload_rate = "lots"', "upload_rate = 'lots' is not a rate"),
-        ("upload_workers = 0", "upload_workers must be an integer >= 1"),
-        ("upload_qeue = 3", "unknown [limits] settings ['upload_qeue']"),
+        ('upload_rate = "lots"', "[limits] upload_rate: 'lots' is not a rate"),
+        ("upload_workers = 0", "[limits] upload_workers: Input should be greater than or equal"),
+        ("upload_qeue = 3", "unknown setting [limits] upload_qeue"),
     ],
 )
 def test_limits_misconfigured_stop_the_server_at_start(

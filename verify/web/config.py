@@ -1,16 +1,19 @@
-"""Server configuration: a TOML file read once into typed objects; secrets come from the
-environment, never from the file. Without a file, embedded defaults serve the test PKI."""
+"""Server configuration: what the running server uses, built once from the checked TOML file
+(settings.py); secrets come from the environment, never from the file. Without a file, embedded
+defaults serve the test PKI."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from esign.errors import InputError, UsageError
+from esign.errors import UsageError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -95,101 +98,72 @@ def hash_api_key(api_key: str) -> str:
 
 
 def load_config(path: Path | None) -> ServerConfig:
-    if path is None:
-        return default_config()
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise InputError(f"server configuration not found: {path}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path} is not valid TOML: {e}") from e
-    base = path.parent
+    """The configuration in the file ``path`` (environment overrides applied); without one, the
+    embedded test-PKI defaults. `esign serve` searches for the file first: see settings.py."""
+    from .settings import load_settings
 
-    def rel(p: str) -> Path:
-        q = Path(p)
-        return q if q.is_absolute() else base / q
+    return from_settings(load_settings(path, search=False))
 
-    try:
-        keys = {
-            name: SigningKey(
-                name=name,
-                key=str(k["key"]) if str(k["key"]).startswith("pkcs11:") else str(rel(k["key"])),
-                password_env=k.get("password_env"),
-                cert=rel(k["cert"]) if "cert" in k else None,
-                chain=tuple(rel(c) for c in k.get("chain", [])),
-                pkcs11_module=k.get("pkcs11_module"),
-                level=str(k.get("level", SigningKey.level)),
-                tsa_url=k.get("tsa"),
-                recheck_seconds=float(k.get("certificate_recheck_seconds", 300)),
-            )
-            for name, k in raw.get("signing_keys", {}).items()
-        }
-        clients = tuple(
-            Client(
-                name=str(c["name"]),
-                api_key_sha256=str(c["api_key_sha256"]).lower(),
-                keys=frozenset(c.get("keys", [])),
-                doc_types=frozenset(c.get("doc_types", [])),
-                revoke_issuers=frozenset(str(i) for i in c.get("revoke_issuers", [])),
-            )
-            for c in raw.get("clients", [])
+
+def from_settings(settings: Settings) -> ServerConfig:
+    """The server's configuration from checked settings; no file at all means the test PKI's
+    signing key (and a demo client if ``ESIGN_DEMO_API_KEY`` is set)."""
+    from esign.datadir import default_registry_url
+
+    f = settings.file
+    keys = {
+        name: SigningKey(
+            name=name,
+            key=k.key,
+            password_env=k.password_env,
+            cert=Path(k.cert) if k.cert else None,
+            chain=tuple(Path(c) for c in k.chain),
+            pkcs11_module=k.pkcs11_module,
+            level=k.level or SigningKey.level,
+            tsa_url=k.tsa,
+            recheck_seconds=k.certificate_recheck_seconds,
         )
-    except (KeyError, TypeError) as e:
-        raise InputError(f"{path}: incomplete signing key or client entry ({e})") from e
-    for client in clients:
-        unknown = client.keys - set(keys)
-        if unknown:
-            raise InputError(
-                f"{path}: client {client.name} is granted unknown keys {sorted(unknown)}"
-            )
-    limits = _limits(raw.get("limits", {}), path)
-    return ServerConfig(
-        base_url=str(raw.get("base_url", ServerConfig.base_url)),
-        registry_url=raw.get("registry", ServerConfig.registry_url),
-        trust=tuple(rel(t) for t in raw.get("trust", [])),
-        max_upload_bytes=int(raw.get("max_upload_mb", 10)) * 1024 * 1024,
+        for name, k in f.signing_keys.items()
+    }
+    clients = tuple(
+        Client(
+            name=c.name,
+            api_key_sha256=c.api_key_sha256.lower(),
+            keys=frozenset(c.keys),
+            doc_types=frozenset(c.doc_types),
+            revoke_issuers=frozenset(c.revoke_issuers),
+        )
+        for c in f.clients
+    )
+    limits = f.limits
+    config = ServerConfig(
+        base_url=f.base_url,
+        registry_url=f.registry or default_registry_url(),
+        trust=tuple(Path(t) for t in f.trust),
+        max_upload_bytes=f.max_upload_mb * 1024 * 1024,
+        max_json_bytes=limits.max_json_kb * 1024,
+        upload_rate=limits.upload_rate,
+        api_rate=limits.api_rate,
+        upload_workers=limits.upload_workers,
+        upload_queue=limits.upload_queue,
+        upload_memory_mb=limits.upload_memory_mb,
+        upload_cpu_seconds=limits.upload_cpu_seconds,
+        upload_seconds=limits.upload_seconds,
         signing_keys=keys,
         clients=clients,
-        **limits,
+        access_log=f.serve.access_log,
+        shutdown_seconds=f.serve.shutdown_seconds,
     )
-
-
-def _limits(raw: Any, path: Path) -> dict[str, Any]:
-    """The ``[limits]`` table, checked now: a typo in a rate must stop the server at start, not
-    turn every upload into a 500."""
-    from limits import parse_many
-
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: [limits] must be a table")
-    known = {"max_json_kb", "upload_rate", "api_rate", "upload_workers", "upload_queue",
-             "upload_memory_mb", "upload_cpu_seconds", "upload_seconds"}  # fmt: skip
-    unknown = set(raw) - known
-    if unknown:
-        raise InputError(f"{path}: unknown [limits] settings {sorted(unknown)}")
-    out: dict[str, Any] = {}
-    for name in ("upload_rate", "api_rate"):
-        if name in raw:
-            try:
-                parse_many(str(raw[name]))
-            except ValueError as e:
-                raise InputError(f"{path}: [limits] {name} = {raw[name]!r} is not a rate") from e
-            out[name] = str(raw[name])
-    lows = {"max_json_kb": 1, "upload_workers": 1, "upload_queue": 0, "upload_memory_mb": 256,
-            "upload_cpu_seconds": 1, "upload_seconds": 1}  # fmt: skip
-    for name, low in lows.items():
-        if name in raw:
-            value = raw[name]
-            if not isinstance(value, int) or value < low:
-                raise InputError(f"{path}: [limits] {name} must be an integer >= {low}")
-            out[name] = value
-    if "max_json_kb" in out:
-        out["max_json_bytes"] = out.pop("max_json_kb") * 1024
-    return out
+    if settings.located.path is None:
+        defaults = default_config()
+        config = replace(config, signing_keys=defaults.signing_keys, clients=defaults.clients)
+    return config
 
 
 def default_config() -> ServerConfig:
     """Embedded defaults: the test PKI's agency seal; a demo client only if
-    ``ESIGN_DEMO_API_KEY`` is set (its digest, not the key, is kept)."""
+    ``ESIGN_DEMO_API_KEY`` is set (its digest, not the key, is kept). Other settings: see
+    :func:`from_settings`, which uses this for its keys and clients when there is no file."""
     from esign import testpki
 
     pki = testpki.build()
