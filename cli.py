@@ -814,6 +814,43 @@ def trust_list_build(
     )
 
 
+@trust_list_group.command("show")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchors or trust.toml the list's signer must chain to.",
+)
+@click.option("--at", "at_time", help="Check as of this ISO 8601 time (default now).")
+@handles_errors
+def trust_list_show(path: Path, trust: Sequence[Path], at_time: str | None) -> int:
+    """Check a trust list and print what it lists. Exit 0 if accepted, 2 if refused."""
+    from verify.trust import TrustConfig
+    from verify.trustlist import TrustListRefused, check_trust_list
+
+    anchors = TrustConfig.load(trust).anchors
+    try:
+        listed = check_trust_list(_read_trust_list(path), anchors, _parse_time(at_time))
+    except TrustListRefused as e:
+        click.echo(e.reason)
+        return 2
+    click.echo(
+        f"trust list {path}: accepted; signed by {listed.signer}; issued "
+        f"{listed.issued:%Y-%m-%dT%H:%M:%SZ}, next update {listed.next_update:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    for key in sorted(listed.keys.values(), key=lambda k: (k.agency, k.seal_from)):
+        revoked = f", revoked from {key.revoked_from}" if key.revoked_from else ""
+        click.echo(
+            f"  seal key {key.kid.hex()} {key.agency}: seals {key.seal_from}..{key.seal_until}"
+            f"{revoked} ({key.certificate.subject.native.get('common_name', '?')})"
+        )
+    click.echo(f"  intermediates: {len(listed.intermediates)}")
+    for agency, hashes in sorted(listed.withdrawn.items()):
+        click.echo(f"  withdrawn documents of {agency}: {len(hashes)}")
+    return 0
+
+
 @esign.command()
 @click.option("--host", help="Listen address (else [serve] host, $ESIGN_HOST, 127.0.0.1).")
 @click.option(

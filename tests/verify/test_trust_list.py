@@ -286,3 +286,17 @@ def test_json_report_and_default_test_pki(setup: Setup, pki: testpki.TestPki) ->
     report = json.loads(result.out)
     assert report["indication"] == "TOTAL-PASSED"
     assert report["claims"]["issuer"] == "SHSG"
+
+
+def test_show_prints_the_list_or_why_it_is_refused(setup: Setup) -> None:
+    shown = esign("trust-list", "show", str(setup.trust_list), "--trust", str(setup.root))
+    assert shown.code == 0, shown.out + shown.err
+    assert ": accepted; signed by" in shown.out
+    assert "UBEG: seals 2025-01-02..2044-12-31" in shown.out
+    assert "withdrawn documents of UBEG: 1" in shown.out
+    tampered = _tampered(setup, "shown-tampered.cose", {6: {}})
+    refused = esign("trust-list", "show", str(tampered), "--trust", str(setup.root))
+    assert refused.code == 2
+    assert refused.out.strip() == (
+        "trust list refused: its signature does not verify (altered or forged)"
+    )
