@@ -188,3 +188,29 @@ def test_http_issuance_defaults_to_b_lt_and_the_pdf_proves_itself_offline(
     report = json.loads(v.out)
     assert (report["indication"], report["revocation_mode"]) == ("TOTAL-PASSED", "offline")
     assert report["signatures"][0]["pades_level"] == "B-LT"
+
+
+def test_why_a_document_was_revoked_is_told_only_to_its_agencys_clients(
+    agencies: Agencies,
+) -> None:
+    r = agencies.client.post(
+        "/api/v1/issue",
+        json={"template": "residence", "key": "seal-a", "data": sample_data("residence")},
+        headers=agencies.auth("registrar"),
+    )
+    assert r.status_code == 200, r.text
+    doc_id, payload = r.headers["x-document-id"], r.headers["x-seal-url"].split("/V/", 1)[1]
+    revoked = agencies.client.post(
+        f"/api/v1/documents/{doc_id}/revoke", json={"reason": "шүүхийн шийдвэр 42"},
+        headers=agencies.auth("auditor"),
+    )  # fmt: skip
+    assert revoked.status_code == 200, revoked.text
+    seen = {}
+    for who in ("auditor", "agency-a", "agency-b", "registrar", None):
+        headers = agencies.auth(who) if who else {}
+        report = agencies.client.get(f"/api/v1/seals/{payload}", headers=headers).json()
+        assert (report["indication"], report["subindication"]) == ("TOTAL-FAILED", "REVOKED")
+        seen[who] = any("шүүхийн шийдвэр 42" in d for d in report["details"])
+    assert seen == {
+        "auditor": True, "agency-a": True, "agency-b": False, "registrar": False, None: False,
+    }  # fmt: skip

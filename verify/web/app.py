@@ -320,7 +320,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 verdicts.popitem(last=False)
         return report
 
-    async def check_seal(payload: str, *, with_reason: bool = False) -> SealReport:
+    async def check_seal(payload: str, *, reader: Client | None = None) -> SealReport:
         """The seal's verdict, on the event loop when cached: the page citizens load most must
         not wait for a worker thread (under load, the hand-off to the thread pool and back made
         the p95 latency ten times the p50). Over-long input is refused, never cut to length."""
@@ -342,6 +342,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         if report.subindication == "OUT_OF_BOUNDS_NO_POE":  # issue date proven by the record?
             prove = (judge_at_recorded_issue, report, key[0], trust, now, registry)
             report = await verdict_once(("proven", *key), *prove)
+        # Why a document was revoked is told only to clients answering for its agency.
+        claims = report.claims
+        with_reason = reader is not None and claims is not None and reader.may_revoke(claims.issuer)
         lookup = functools.partial(apply_registry, with_reason=with_reason)
         if registry_inline:
             return lookup(report, registry)
@@ -586,9 +589,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         payload: str,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> dict[str, Any]:
-        # Why a document was revoked is internal: only a known agency client is told.
-        known = credentials is not None and config.client_for(credentials.credentials.strip())
-        return seal_seen(await check_seal(payload, with_reason=bool(known))).to_dict()
+        # Why a document was revoked is internal: told only to the issuing agency's clients.
+        reader = credentials and config.client_for(credentials.credentials.strip())
+        return seal_seen(await check_seal(payload, reader=reader or None)).to_dict()
 
     @app.post(
         "/api/v1/sign",
