@@ -37,6 +37,7 @@ from .seal import (
     COSE_SIGN1_TAG,
     HEADER_ALG,
     RawSign,
+    agency_code,
     days,
     key_id,
     sig_structure,
@@ -336,8 +337,9 @@ def _date(value: object, what: str, source: Path) -> date:
 def load_seal_register(path: Path) -> tuple[tuple[SealKey, ...], tuple[bytes, ...]]:
     """Seal keys and intermediates from a register file (TOML, docs/trust-list.md section 5).
 
-    Paths are relative to the file. A key's sealing period defaults to the whole Ulaanbaatar days
-    of its certificate's validity."""
+    Paths are relative to the file. A key's agency defaults to, and must be, the one its
+    certificate binds (qr-seal.md section 4); its sealing period defaults to the whole Ulaanbaatar
+    days of the certificate's validity."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -359,18 +361,25 @@ def load_seal_register(path: Path) -> tuple[tuple[SealKey, ...], tuple[bytes, ..
         extra = set(item) - allowed
         if extra:
             raise InputError(f"{path}: [[key]] number {n} has unknown key {sorted(extra)[0]!r}")
-        if not isinstance(item.get("agency"), str) or not isinstance(item.get("certificate"), str):
-            raise InputError(f"{path}: [[key]] number {n} needs agency and certificate")
+        if not isinstance(item.get("certificate"), str):
+            raise InputError(f"{path}: [[key]] number {n} needs a certificate")
         certs = load_cert_paths([base / item["certificate"]])
         if len(certs) != 1:
             raise InputError(f"{path}: {item['certificate']} must hold exactly one certificate")
         cert = x509.load_der_x509_certificate(certs[0].dump())
+        bound = agency_code(cert)
+        agency = item.get("agency", bound)
+        if bound is None or agency != bound:
+            raise InputError(
+                f"{path}: [[key]] number {n}: {item['certificate']} binds agency {bound!r} "
+                f"(organizationIdentifier GV:MN-<code>), not {agency!r}: its seals would fail"
+            )
         first, last = sealing_days(cert)
         revoked = item.get("revoked_from")
         keys.append(
             SealKey(
                 certificate=cert,
-                agency=item["agency"],
+                agency=bound,
                 seal_from=_date(item.get("seal_from", first), "seal_from", path),
                 seal_until=_date(item.get("seal_until", last), "seal_until", path),
                 revoked_from=None if revoked is None else _date(revoked, "revoked_from", path),
@@ -383,7 +392,6 @@ def test_pki_register() -> tuple[tuple[SealKey, ...], tuple[bytes, ...]]:
     """The built test PKI's agency seals (agency from each certificate's ``GV:MN-<code>``, the
     whole validity as sealing period) and its ECDSA intermediates: the default register."""
     from . import testpki
-    from .seal import agency_code
 
     pki = testpki.build()
     keys: list[SealKey] = []

@@ -63,7 +63,7 @@ from esign.trustlist import (
 
 from .policy import StateCryptoPolicy
 from .report import Indication, Text
-from .seal import SealReport, _loads, averify_seal, decode_seal
+from .seal import _TEXTS, SealReport, _loads, averify_seal, decode_seal
 from .trust import TrustConfig
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -93,11 +93,8 @@ WITHDRAWN = Text(
     "Энэ баримтыг олгосон байгууллага хүчингүй болгосон эсвэл шинэ баримтаар сольсон.",
     "The issuer has revoked or replaced this document.",
 )
-ISSUER_MISMATCH = Text(
-    "QR тамгад бичигдсэн олгогч байгууллага нь тамгыг үүсгэсэн түлхүүрийн эзэмшигч "
-    "байгууллагатай таарахгүй байна: хуурамч тамга.",
-    "The seal names another agency as issuer than the one whose seal key made it: forged.",
-)
+ISSUER_MISMATCH = _TEXTS["ISSUER_MISMATCH"]
+"""The text verify.seal gives when the certificate's agency differs from claim 2."""
 
 
 class TrustListRefused(Exception):

@@ -239,20 +239,28 @@ def test_signer_without_trust_list_purpose_cannot_build(setup: Setup, pki: testp
     assert not out.exists()
 
 
-def test_bad_register_is_one_line_error(setup: Setup, pki: testpki.TestPki) -> None:
-    register = setup.folder / "bad-period.toml"
+@pytest.mark.parametrize(
+    ("entry", "code", "message"),
+    [
+        ("seal_from = 2020-01-01", 3, "is not inside the certificate's whole Ulaanbaatar days"),
+        ('agency = "SHSG"', 4, "binds agency 'UBEG' (organizationIdentifier GV:MN-<code>), not"),
+        ("colour = 1", 4, "has unknown key 'colour'"),
+    ],
+)
+def test_bad_register_is_one_line_error(
+    setup: Setup, pki: testpki.TestPki, entry: str, code: int, message: str
+) -> None:
+    register = setup.folder / "bad-register.toml"
     register.write_text(
-        f'[[key]]\nagency = "UBEG"\ncertificate = "{pki.cert("mn-ec", "seal")}"\n'
-        "seal_from = 2020-01-01\n",
-        encoding="utf-8",
+        f'[[key]]\ncertificate = "{pki.cert("mn-ec", "seal")}"\n{entry}\n', encoding="utf-8"
     )
     out = setup.folder / "bad.cose"
     result = esign(
         "trust-list", "build", "-o", str(out), "--seals", str(register),
         "--registry", setup.registry, *setup.signer,
     )  # fmt: skip
-    assert result.code == 3, result.out + result.err
-    assert "is not inside the certificate's whole Ulaanbaatar days" in result.err
+    assert result.code == code, result.out + result.err
+    assert message in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not out.exists()
 
