@@ -694,7 +694,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def health() -> dict[str, str]:  # on the event loop: no pool to wait for
         return {"status": "ok"}
 
-    trust_list = TrustListFile(getattr(config, "trust_list", None), trust.anchors)
+    trust_list = TrustListFile(config.trust_list, trust.anchors)
 
     @app.get("/trust-list", include_in_schema=False)
     async def get_trust_list(request: Request) -> Response:

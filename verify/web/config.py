@@ -69,6 +69,7 @@ class ServerConfig:
     base_url: str = "http://127.0.0.1:8080"
     registry_url: str | None = "sqlite:esign-registry.sqlite3"
     trust: tuple[Path, ...] = ()
+    trust_list: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     # Agency JSON (issue, revoke) is a few KiB: a small cap, checked while the body streams.
     max_json_bytes: int = 1024 * 1024
@@ -140,6 +141,7 @@ def from_settings(settings: Settings) -> ServerConfig:
         base_url=f.base_url,
         registry_url=f.registry or default_registry_url(),
         trust=tuple(Path(t) for t in f.trust),
+        trust_list=Path(f.trust_list) if f.trust_list else None,
         max_upload_bytes=f.max_upload_mb * 1024 * 1024,
         max_json_bytes=limits.max_json_kb * 1024,
         upload_rate=limits.upload_rate,

@@ -97,6 +97,8 @@ class ServerFile(Strict):
     base_url: str = "http://127.0.0.1:8080"
     registry: str | None = None
     trust: list[str] = Field(default_factory=list)
+    trust_list: str | None = None
+    """The signed seal trust list `esign trust-list build` writes; served at GET /trust-list."""
     max_upload_mb: int = Field(default=10, ge=1, le=4096)
     signing_keys: dict[str, SigningKeyFile] = Field(default_factory=dict)
     clients: list[ClientFile] = Field(default_factory=list)
@@ -191,7 +193,12 @@ def _absolute(file: ServerFile, base: Path, origins: Mapping[str, str], source: 
     if registry and origins.get("registry") == source:
         registry = _sqlite_beside(registry, base)
     return file.model_copy(
-        update={"signing_keys": keys, "trust": [rel(t) for t in file.trust], "registry": registry}
+        update={
+            "signing_keys": keys,
+            "trust": [rel(t) for t in file.trust],
+            "trust_list": rel(file.trust_list) if file.trust_list else None,
+            "registry": registry,
+        }
     )
 
 
@@ -245,6 +252,8 @@ def render(settings: Settings) -> str:
         put("trust", f.trust)
     else:
         lines.append(f"{'# trust: the test PKI in the data folder':<{width}} # {DEFAULT}")
+    if f.trust_list:
+        put("trust_list", f.trust_list)
     put("max_upload_mb", f.max_upload_mb)
     for table, model in (("serve", f.serve), ("limits", f.limits)):
         lines += ["", f"[{table}]"]
