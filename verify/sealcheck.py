@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from esign.errors import EsignError
-from esign.registry import IssuedDocument, Registry
+from esign.registry import DocumentStatus, IssuedDocument, Registry
 from esign.seal import SealClaims
 
 from .qrscan import kind_of, texts_from_image, texts_from_pdf
@@ -102,6 +102,7 @@ def apply_registry(
     *,
     with_reason: bool = False,
     pdf: bytes | None = None,
+    file_only: bool = False,
 ) -> SealReport:
     """Fill ``registry_status`` and turn revoked or superseded documents into failures, and seals
     or files other than those issued under the number (a replay) into TOTAL-FAILED/HASH_FAILURE.
@@ -109,6 +110,7 @@ def apply_registry(
     The seal's document type, dates and fields digest must be the ones recorded; ``pdf`` (the
     file the seal was read from), when given, must be the recorded file, possibly followed by
     incremental updates (added validation data, archive timestamps) which the PDF check judges.
+    ``file_only`` checks only that, for a report whose status was already applied.
 
     ``registry`` is a URL (opened for this one lookup) or an open registry, which a server
     keeps for all its requests. Fails closed: a registry that cannot be asked turns a passing
@@ -137,7 +139,12 @@ def apply_registry(
                 report, Indication.INDETERMINATE, "TRY_LATER", REGISTRY_DOWN, REGISTRY_DOWN_DETAIL
             )
         return dataclasses.replace(report, details=(*report.details, REGISTRY_DOWN_DETAIL))
-    if doc is None or doc.pending:  # pending: reserved, still being signed, never handed out
+    if file_only:
+        if doc is None or doc.pending or pdf is None or _is_issued_file(pdf, doc.pdf_sha256):
+            return report
+        return _not_issued_file(report, pdf, doc.pdf_sha256)
+    if doc is None or (doc.pending and doc.status is DocumentStatus.ACTIVE):
+        # pending: the number is reserved and still being signed; no seal of it was handed out
         report = dataclasses.replace(report, registry_status="unknown")
         if report.indication is Indication.TOTAL_PASSED:
             return _with(report, Indication.INDETERMINATE, "GENERIC", UNKNOWN_DOC, f"id {doc_id}")
@@ -160,12 +167,16 @@ def apply_registry(
             f"registry: {', '.join(differs)} differ from what was issued",
         )  # fmt: skip
     if pdf is not None and not _is_issued_file(pdf, doc.pdf_sha256):
-        digest = hashlib.sha256(pdf).hexdigest()
-        return _with(
-            report, Indication.TOTAL_FAILED, "HASH_FAILURE", NOT_ISSUED_FILE,
-            f"registry: PDF SHA-256 {digest[:16]}… is not the issued {doc.pdf_sha256[:16]}…",
-        )  # fmt: skip
+        return _not_issued_file(report, pdf, doc.pdf_sha256)
     return report
+
+
+def _not_issued_file(report: SealReport, pdf: bytes, recorded: str) -> SealReport:
+    digest = hashlib.sha256(pdf).hexdigest()
+    return _with(
+        report, Indication.TOTAL_FAILED, "HASH_FAILURE", NOT_ISSUED_FILE,
+        f"registry: PDF SHA-256 {digest[:16]}… is not the issued {recorded[:16]}…",
+    )  # fmt: skip
 
 
 def _differs_from_record(claims: SealClaims, doc: IssuedDocument) -> list[str]:
@@ -315,8 +326,10 @@ def check_seal(
     ]
     report = next((r for r in reports if r.claims is not None), reports[0])
     # The caller opened the registry with its own URL: an operator, who may see the reason.
-    pdf = path.read_bytes() if kind == "pdf" and registry_url is not None else None
-    report = apply_registry(report, registry_url, with_reason=True, pdf=pdf)
+    report = apply_registry(report, registry_url, with_reason=True)
     if kind == "pdf":
         report = _match_pdf(report, path, trust, online)
+        if registry_url is not None and report.indication is not Indication.TOTAL_FAILED:
+            # last: a seal that does not even fit the page is better explained by that
+            report = apply_registry(report, registry_url, pdf=path.read_bytes(), file_only=True)
     return report

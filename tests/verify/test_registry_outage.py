@@ -129,7 +129,7 @@ def _revoked_seal(pki: testpki.TestPki, registry_url: str) -> str:
     today = datetime.now(MONGOLIA).date()
     number = f"ОСХ-2026-{uuid.uuid4().int % 10**6:06d}"
     claims = SealClaims(
-        issuer="УБЕГ",
+        issuer="UBEG",  # the agency code its seal certificate binds (GV:MN-UBEG)
         doc_type="RESIDENCE",
         number=number,
         issued=today,
@@ -213,7 +213,7 @@ def _revoked_seal_offline(pki: testpki.TestPki, trust: TrustConfig) -> SealRepor
     signer = SealSigner.from_pem_files(pki.key("mn-ec", "seal"), pki.cert("mn-ec", "seal"))
     today = datetime.now(MONGOLIA).date()
     claims = SealClaims(
-        issuer="УБЕГ", doc_type="RESIDENCE", number="ОСХ-2026-000001", issued=today,
+        issuer="UBEG", doc_type="RESIDENCE", number="ОСХ-2026-000001", issued=today,
         expires=None, subject_name="Бат", subject_id="УБ99112233",
         fields_digest=fields_digest({"n": "1"}),
     )  # fmt: skip

@@ -40,7 +40,7 @@ MIDNIGHT_UB = datetime(D.year, D.month, D.day, 16, 0, tzinfo=UTC)  # D+1 00:00 i
 
 def _claims(expires: date | None) -> SealClaims:
     return SealClaims(
-        issuer="УБЕГ",
+        issuer="UBEG",  # the agency code its seal certificate binds (GV:MN-UBEG)
         doc_type="RESIDENCE",
         number="ОСХ-2026-000777",
         issued=UB_TODAY - timedelta(days=1),
@@ -145,7 +145,7 @@ def served(
                 subject_digest=subject_digest(claims.subject_id, claims.subject_name),
                 issued_on=claims.issued,
                 expires_on=claims.expires,
-                pdf_sha256="0" * 64,
+                pdf_sha256="a" * 64,  # issued ("0" * 64 marks a number still being signed)
             )
         )
     clock = Clock()
