@@ -29,6 +29,8 @@ tools/node_modules/axe-core/axe.min.js: tools/package.json tools/package-lock.js
 
 axe: tools/node_modules/axe-core/axe.min.js
 
+# The first command on a fresh machine: Python and pip only, no Debian package (PDF pages are
+# rendered in-process by pypdfium2). State (test PKI) goes to ~/.local/share/esign.
 demo: venv
 	$(BIN)/esign demo --out demo-out
 
