@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from esign.issue import document_id  # noqa: E402
 from esign.seal import (  # noqa: E402
+    SEAL_EKU_OID,
     SealClaims,
     b32,
     claims_map,
@@ -54,7 +55,7 @@ from esign.trustlist import (  # noqa: E402
 
 PKI = HERE / "pki"
 BASE_URL = "https://verify.e-mongolia.mn"
-SEAL_EKU = x509.ObjectIdentifier("2.25.187697793891391668806884730963693754825")
+SEAL_EKU = x509.ObjectIdentifier(SEAL_EKU_OID)
 """id-kp-esignQrSeal (docs/qr-seal.md section 4)."""
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 VALIDATION_TIME = datetime(2026, 12, 1, 4, tzinfo=UTC)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 
 from cli import esign
 from tests.helpers import REPO, run_esign
@@ -169,6 +170,19 @@ def test_suite_covers_the_issue() -> None:
     } <= subs
     times = {v["validation_time"] for v in vectors if v["group"] == "time"}
     assert {"2026-12-01T15:59:59Z", "2026-12-01T16:00:00Z"} <= times
+
+
+def test_spec_constants_are_the_code_constants() -> None:
+    """The OIDs the spec names are the ones the verifier enforces and the vector PKI carries."""
+    from esign.seal import SEAL_EKU_OID
+    from esign.trustlist import TRUST_LIST_EKU
+
+    spec = (REPO / "docs" / "qr-seal.md").read_text(encoding="utf-8")
+    assert f"`id-kp-esignQrSeal` = `{SEAL_EKU_OID}`" in spec
+    assert TRUST_LIST_EKU in spec
+    seal = x509.load_pem_x509_certificate((VECTORS / "pki" / "seal.pem").read_bytes())
+    eku = seal.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert [o.dotted_string for o in eku] == [SEAL_EKU_OID]
 
 
 def test_vectors_regenerate_identically() -> None:
