@@ -219,10 +219,14 @@ def test_pdf_is_certified_and_verifies(
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_issued_pdf_proves_itself_offline(
-    name: str, pki: testpki.TestPki, issued: dict[str, IssuedDoc], tmp_path: Path
+    name: str, pki: testpki.TestPki, issued: dict[str, IssuedDoc], nssdb: str, tmp_path: Path
 ) -> None:
-    """A bank with the file alone (no network) gets TOTAL-PASSED: the OCSP answers are inside."""
+    """A bank with the file alone (no network) gets TOTAL-PASSED: the OCSP answers are inside;
+    poppler, with NSS trusting the test roots, finds the signature valid."""
+    require_tool("pdfsig")
     doc = issued[name]
+    sig = pdfsig(doc.pdf, nssdb)
+    assert sig.valid_signatures == 1, sig.text
     trust = write_trust(pki, tmp_path)
     r = run_esign("verify", str(doc.pdf), "--trust", str(trust), "--offline", "--json")
     assert r.code == 0, r.out + r.err
