@@ -810,12 +810,13 @@ def trust_list_build(
         seal_keys, intermediates = trustlist.load_seal_register(register)
     else:
         seal_keys, intermediates = trustlist.test_pki_register()
+    issued = _parse_time(at_time) or datetime.now(UTC)
     with open_registry(_registry_or_default(registry_url)) as registry:
-        withdrawn = trustlist.withdrawn_documents(registry)
+        today = issued.astimezone(trustlist.MONGOLIA).date()
+        withdrawn = trustlist.withdrawn_documents(registry, today)
     content = trustlist.build_content(
-        seal_keys, intermediates, withdrawn,
-        issued=_parse_time(at_time), validity=timedelta(hours=hours),
-    )  # fmt: skip
+        seal_keys, intermediates, withdrawn, issued=issued, validity=timedelta(hours=hours)
+    )
     if key is None:
         key, cert, chain = trustlist.test_pki_signer()
     with load_key(

@@ -435,10 +435,14 @@ def write_file(path: Path, data: bytes) -> None:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from e
 
 
-def withdrawn_documents(registry: Registry) -> dict[str, list[str]]:
-    """Agency code -> ids of its revoked or superseded documents, from the registry."""
+def withdrawn_documents(registry: Registry, today: date | None = None) -> dict[str, list[str]]:
+    """Agency code -> ids of its revoked or superseded documents, from the registry. Documents
+    that expired before ``today`` (Ulaanbaatar date) are left out: no verifier accepts them any
+    more, and the list stays bounded by what is still in force."""
     out: dict[str, list[str]] = {}
     for doc in registry.withdrawn():
+        if today is not None and doc.expires_on is not None and doc.expires_on < today:
+            continue
         out.setdefault(doc.issuer, []).append(doc.id)
     return out
 

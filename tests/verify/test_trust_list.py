@@ -55,7 +55,7 @@ def _seal(p12_cert: Path, key: Path, number: str, issuer: str = "UBEG") -> str:
     return signer.url(BASE, claims)
 
 
-def _record(registry: str, issuer: str, number: str) -> str:
+def _record(registry: str, issuer: str, number: str, expires: date | None = None) -> str:
     doc_id = document_id(issuer, number)
     with open_registry(registry) as reg:
         reg.record(
@@ -64,8 +64,8 @@ def _record(registry: str, issuer: str, number: str) -> str:
                 doc_type="residence",
                 issuer=issuer,
                 subject_digest="a" * 64,
-                issued_on=date(2026, 3, 2),
-                expires_on=None,
+                issued_on=date(2025, 3, 2) if expires else date(2026, 3, 2),
+                expires_on=expires,
                 pdf_sha256="b" * 64,
             )
         )
@@ -95,6 +95,9 @@ def setup(pki: testpki.TestPki, tmp_path_factory: pytest.TempPathFactory) -> Set
     revoked_id = _record(registry, "UBEG", "ОСХ-2026-000102")
     result = esign("revoke", revoked_id, "--reason", "issued in error", "--registry", registry)
     assert result.code == 0, result.err
+    # Revoked too, but expired last year: no verifier accepts it any more, so it is not listed.
+    long_gone = _record(registry, "UBEG", "ОСХ-2025-000900", expires=date(2025, 12, 31))
+    assert esign("revoke", long_gone, "--reason", "x", "--registry", registry).code == 0
     # The register lists UBEG's seal only: SHSG's key is unknown to this list.
     register = folder / "seals.toml"
     register.write_text(
