@@ -99,6 +99,9 @@ class CertSpec:
     org_id: str | None = "GV:MN-UBEG"
     organization: str = ORG
     forged_by: str | None = None
+    eku_critical: bool = False
+    unknown_critical: bool = False
+    """Add a critical extension no verifier knows (a private OID)."""
     """Sign with this key instead of the issuer's (names and key identifiers still the issuer's)."""
 
 
@@ -306,8 +309,53 @@ CERTS: tuple[CertSpec, ...] = (
         org_id=None,
         organization=_PKI_ORG,
     ),
+    CertSpec(
+        "sub-intermediate",
+        "Test Vector Sub-CA (beyond pathLen 0)",
+        "sub-intermediate",
+        "intermediate",
+        30,
+        organization=_PKI_ORG,
+        **_CA,
+    ),
+    CertSpec("seal-under-sub", "УБЕГ тамга, дэд CA-аас", "seal", "sub-intermediate", 31),
+    CertSpec(
+        "crl-only-intermediate",
+        "Test Vector CA without keyCertSign",
+        "crl-only-intermediate",
+        "root",
+        32,
+        organization=_PKI_ORG,
+        **(_CA | {"key_usage": frozenset({"crl_sign"})}),
+    ),
+    CertSpec(
+        "seal-under-crl-only",
+        "УБЕГ тамга, keyCertSign-гүй CA-аас",
+        "seal",
+        "crl-only-intermediate",
+        33,
+    ),
+    CertSpec(
+        "seal-unknown-critical",
+        "УБЕГ тамга, critical өргөтгөл",
+        "seal",
+        "intermediate",
+        34,
+        unknown_critical=True,
+    ),
+    CertSpec(
+        "seal-critical-eku",
+        "УБЕГ тамга, critical EKU",
+        "seal",
+        "intermediate",
+        35,
+        eku_critical=True,
+    ),
+    CertSpec("seal-p384", "УБЕГ тамга, P-384", "seal-p384", "intermediate", 36),
 )
 RSA_KEYS = {"weak-intermediate": 1024}
+P384_KEYS = {"seal-p384"}
+UNKNOWN_EXTENSION = x509.ObjectIdentifier("2.25.187697793891391668806884730963693754825.99")
 
 
 def _key(name: str, new: bool) -> Any:
@@ -317,7 +365,8 @@ def _key(name: str, new: bool) -> Any:
         if name in RSA_KEYS:
             key = rsa.generate_private_key(65537, RSA_KEYS[name])
         else:
-            key = ec.generate_private_key(ec.SECP256R1())
+            curve = ec.SECP384R1() if name in P384_KEYS else ec.SECP256R1()
+            key = ec.generate_private_key(curve)
         path.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -374,7 +423,13 @@ def _cert(spec: CertSpec, key: Any, issuer: x509.Certificate | None, issuer_key:
     if spec.key_usage is not None:
         builder = builder.add_extension(_key_usage(spec.key_usage), critical=True)
     if spec.eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(spec.eku)), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(spec.eku)), critical=spec.eku_critical
+        )
+    if spec.unknown_critical:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(UNKNOWN_EXTENSION, b"\x05\x00"), critical=True
+        )
     builder = builder.add_extension(
         x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
     ).add_extension(
@@ -1498,6 +1553,66 @@ def _trust_list_vectors(m: Maker) -> None:
     )
 
 
+def _more_vectors(m: Maker) -> None:
+    """Added after the first 131; kept last so earlier vectors keep their numbers."""
+    m.add(
+        "path-length-exceeded",
+        "chain",
+        "A sub-CA under the issuing CA, whose pathLenConstraint is 0, issued the seal certificate.",
+        CONSTRAINTS,
+        signer="seal-under-sub",
+        intermediates=("intermediate", "sub-intermediate"),
+    )
+    m.add(
+        "ca-without-keycertsign",
+        "chain",
+        "The issuing CA has cA TRUE but key usage cRLSign only.",
+        CONSTRAINTS,
+        signer="seal-under-crl-only",
+        intermediates=("crl-only-intermediate",),
+    )
+    m.add(
+        "unknown-critical-extension",
+        "chain",
+        "The seal certificate has a critical extension with an unknown OID.",
+        CONSTRAINTS,
+        signer="seal-unknown-critical",
+    )
+    m.add(
+        "critical-eku",
+        "chain",
+        "The seal certificate's EKU extension is marked critical: allowed.",
+        OK,
+        signer="seal-critical-eku",
+    )
+    m.add(
+        "p384-seal-cert",
+        "signature",
+        "The kid names a seal certificate with a P-384 key; the "
+        "ES256 signature (made with the P-256 seal key) cannot verify with it.",
+        SIG,
+        signer="seal-p384",
+        key="seal",
+    )
+    m.add(
+        "cert-first-second",
+        "time",
+        "Seal certificate notBefore 2027-01-01T00:00:00Z, "
+        "validated at that instant: notBefore is inclusive.",
+        OK,
+        signer="seal-not-yet-valid",
+        at=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    m.add(
+        "cert-one-second-early",
+        "time",
+        "The same certificate validated at 2026-12-31T23:59:59Z.",
+        OUT_OF_BOUNDS,
+        signer="seal-not-yet-valid",
+        at=datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
+
+
 def build_vectors(pki: Pki) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]]:
     m = Maker(pki)
     _claims_vectors(m)
@@ -1508,6 +1623,7 @@ def build_vectors(pki: Pki) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]
     _time_vectors(m)
     _chain_vectors(m)
     _trust_list_vectors(m)
+    _more_vectors(m)
     return {v["name"] + ".json": v for v in m.vectors}, m.lists
 
 
