@@ -300,6 +300,13 @@ def load_pkcs11(
             ca_chain=chain,
         )
         cert = signer.signing_cert
+        if cert is not None and cert.public_key.algorithm == "ec":
+            # Hash here, sign the digest with plain CKM_ECDSA: every EC token has it, and
+            # some (SoftHSM 2.6) lack CKM_ECDSA_SHA256 (MechanismInvalid at the first seal).
+            signer = PKCS11Signer(
+                session, cert_label=parsed.object, key_label=parsed.object, key_id=parsed.id,
+                cert_id=parsed.id, ca_chain=chain, use_raw_mechanism=True,
+            )  # fmt: skip
     except Exception as e:
         session.close()
         raise KeySourceError(f"no usable key and certificate for {uri} on the token: {e}") from e
