@@ -418,7 +418,12 @@ def create_app(config: ServerConfig) -> FastAPI:
                     spec.key, cert=spec.cert, chain=spec.chain, password=spec.password(),
                     pkcs11_module=spec.pkcs11_module,
                 )  # fmt: skip
-                options = SignOptions(level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url)
+                # B-LT validates the signer's chain: up to the configured anchors, not only to a
+                # root that happens to sit in the key file (an HSM key's chain often has none).
+                options = SignOptions(
+                    level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url,
+                    trust_roots=tuple(trust.anchors),
+                )  # fmt: skip
                 signers[name] = (DocumentSigner(key, options), threading.Lock(), key, spec)
                 watches[name] = CertificateWatch(
                     key.signing_cert, key.chain, trust_roots=trust.anchors,
@@ -447,6 +452,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 options = SignOptions(
                     level=PadesLevel.parse(spec.level), tsa_url=spec.tsa_url, certify=True,
                     reason=f"{template.title_mn} / {template.title_en}",
+                    trust_roots=tuple(trust.anchors),
                 )  # fmt: skip
                 certificate_issuers[key_name, template_name] = CertificateIssuer(
                     template,
