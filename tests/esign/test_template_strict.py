@@ -79,7 +79,7 @@ def _issue(pki: testpki.TestPki, out: Path, name: str, data: dict[str, object]) 
         str(data_file),
         "-o",
         str(pdf),
-        *key_args(pki),
+        *key_args(pki, name),
         "--registry",
         f"sqlite:{data_file.with_suffix('.sqlite3')}",
         cwd=out,
