@@ -706,6 +706,8 @@ def seal_verify(
     from verify.sealcheck import check_seal
     from verify.trust import TrustConfig
 
+    if seal_certs and trust_list:
+        raise UsageError("give --seal-certs or --trust-list, not both: the list has the seal keys")
     config = TrustConfig.load(trust)
     if seal_certs:
         config = dataclasses.replace(config, seal_certs=load_seal_certs(list(seal_certs)))

@@ -311,3 +311,14 @@ def test_show_prints_the_list_or_why_it_is_refused(setup: Setup) -> None:
     assert refused.out.strip() == (
         "trust list refused: its signature does not verify (altered or forged)"
     )
+
+
+def test_seal_certs_and_trust_list_together_is_a_usage_error(
+    setup: Setup, pki: testpki.TestPki
+) -> None:
+    result = verify(setup, setup.genuine, None, "--seal-certs", str(pki.seals_dir))
+    assert result.code == 3, result.out + result.err
+    assert result.err.strip() == (
+        "esign: error: give --seal-certs or --trust-list, not both: the list has the seal keys"
+    )
+    assert result.out == ""
