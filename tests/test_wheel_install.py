@@ -216,7 +216,12 @@ def test_issue_then_seal_verify_the_pdf(installed: Installed, issued: tuple[Path
     ).stdout
     assert "УБ99112233" in text and "ОРШИН СУУГАА ХАЯГИЙН ТОДОРХОЙЛОЛТ" in text
 
-    services = installed.start("pki", "serve")  # OCSP/CRL/TSA for the PDF signature check
+    # Issued at B-LT: the PDF carries its revocation data, so the README's offline check passes
+    # with no service running.
+    r = installed.run("seal", "verify", str(pdf), "--offline", "--lang", "en")
+    assert r.code == 0 and r.out.startswith("VALID (TOTAL-PASSED)"), r
+
+    services = installed.start("pki", "serve")  # OCSP/CRL/TSA for the online check
     try:
         _wait_for(installed.pki_url + "/", services)
         r = installed.run("seal", "verify", str(pdf), "--json")
@@ -241,6 +246,9 @@ def test_issue_then_seal_verify_the_pdf(installed: Installed, issued: tuple[Path
 def test_serve_seal_page_and_operations(installed: Installed, issued: tuple[Path, str]) -> None:
     _, qr = issued
     payload = qr.rsplit("/", 1)[1]
+    shown = installed.run("config", "show")
+    registry = installed.data / "esign" / "esign-registry.sqlite3"
+    assert shown.code == 0 and f'registry = "sqlite://{registry}"' in shown.out, shown
     port = free_port()
     server = installed.start("serve", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
