@@ -360,7 +360,7 @@ def _registry_or_default(url: str | None) -> str:
     "--template",
     "template_name",
     required=True,
-    help="Template name (samples/templates) or .toml path.",
+    help="Built-in template name (residence, criminal-record, social-insurance) or .toml path.",
 )
 @click.option(
     "--data",
