@@ -7,13 +7,19 @@ APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dej
 
 .PHONY: demo test bench lint system-deps venv axe
 
+# The runtime, what `pip install esign` brings: all the demo needs.
 $(BIN)/esign: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Linters, type checker, test and benchmark tools.
+$(VENV)/.dev: $(BIN)/esign
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-venv: $(BIN)/esign
+venv: $(VENV)/.dev
 
 # Debian packages the tests use as independent judges (pdfsig, pdftotext, zbarimg) and SoftHSM2;
 # mupdf-tools, qpdf and LibreOffice sign, encrypt and export files for the interop matrix.
@@ -31,7 +37,7 @@ axe: tools/node_modules/axe-core/axe.min.js
 
 # The first command on a fresh machine: Python and pip only, no Debian package (PDF pages are
 # rendered in-process by pypdfium2). State (test PKI) goes to ~/.local/share/esign.
-demo: venv
+demo: $(BIN)/esign
 	$(BIN)/esign demo --out demo-out
 
 test: venv system-deps axe
