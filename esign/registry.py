@@ -4,8 +4,10 @@ The verification page and ``esign verify`` ask it whether a document was revoked
 batch asks it which ids are already issued so that an interrupted batch can resume. Several HTTP
 signing processes may share one PostgreSQL database, so ids are unique by primary key, a new record
 is one ``INSERT .. ON CONFLICT DO NOTHING`` and every status change is one conditional ``UPDATE``:
-the first revocation wins and is kept, and no update is lost. A local SQLite file is the default
-for one machine. Open a registry with :func:`open_registry`; errors are :class:`RegistryError`
+the first revocation wins and is kept, and no update is lost. A number is reserved before its PDF
+is signed (the reservation names its process, so that one left by a killed process can be taken
+over, explicitly and audited), and issuing, revoking and superseding write their audit entry in
+the same transaction as the change. A local SQLite file is the default for one machine. Open a registry with :func:`open_registry`; errors are :class:`RegistryError`
 lines that never show the database password.
 """
 
