@@ -24,13 +24,17 @@ from typing import Any
 
 import cbor2
 from asn1crypto import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
+from pyhanko_certvalidator.errors import (
+    InvalidCertificateError,
+    PathBuildingError,
+    ValidationError,
+)
 
 from esign.seal import (
     ALG_ES256,
@@ -280,7 +284,10 @@ def _parse(data: bytes) -> _Parsed:
 
 
 def _signature_ok(parsed: _Parsed) -> bool:
-    public = load_der_x509_certificate(parsed.chain[0].dump()).public_key()
+    try:
+        public = load_der_x509_certificate(parsed.chain[0].dump()).public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
     if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
         public.curve, ec.SECP256R1
     ):
@@ -312,8 +319,16 @@ async def _check_signer(parsed: _Parsed, anchors: Sequence[x509.Certificate], at
         await validator.async_validate_usage({"digital_signature"}, {TRUST_LIST_EKU})
     except PathBuildingError as e:
         raise _refuse("the signer certificate does not chain to a trust anchor") from e
-    except PathValidationError as e:
-        raise _refuse(f"the signer certificate is not valid: {' '.join(str(e).split())}") from e
+    except InvalidCertificateError as e:  # key usage or extended key usage
+        raise _refuse(f"the signer certificate may not sign trust lists: {_line(e)}") from e
+    except ValidationError as e:  # expired, not yet valid, revoked, weak algorithm, constraints
+        raise _refuse(f"the signer certificate is not valid: {_line(e)}") from e
+    except (ValueError, TypeError) as e:  # a hostile certificate asn1crypto cannot follow
+        raise _refuse(f"the signer certificate cannot be validated: {_line(e)}") from e
+
+
+def _line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def _content(parsed: _Parsed) -> TrustList:

@@ -5,6 +5,7 @@ clear reason (INDETERMINATE, never TOTAL-FAILED, unless the seal itself is bad).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -13,12 +14,21 @@ from pathlib import Path
 import cbor2
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from esign import testpki
 from esign.issue import document_id
 from esign.registry import IssuedDocument, open_registry
-from esign.seal import SealClaims, SealSigner, fields_digest
-from esign.trustlist import SealKey, TrustListContent, TrustListSigner, sealing_days
+from esign.seal import SealClaims, SealSigner, fields_digest, sig_structure
+from esign.trustlist import (
+    MEDIA_TYPE,
+    SealKey,
+    TrustListContent,
+    TrustListSigner,
+    sealing_days,
+)
 from tests.helpers import Run, run_esign
 from tests.verify.trustpki import small_pki
 
@@ -322,3 +332,37 @@ def test_seal_certs_and_trust_list_together_is_a_usage_error(
         "esign: error: give --seal-certs or --trust-list, not both: the list has the seal keys"
     )
     assert result.out == ""
+
+
+def test_list_signed_by_a_state_key_without_the_purpose_is_refused(
+    setup: Setup, pki: testpki.TestPki
+) -> None:
+    """The agency seal key chains to the root but may not sign lists (no trust-list EKU): a list
+    it signed, listing itself with no revocations, is refused, not crashed on."""
+    seal_cert = x509.load_pem_x509_certificate(pki.cert("mn-ec", "seal").read_bytes())
+    seal_key = serialization.load_pem_private_key(pki.key("mn-ec", "seal").read_bytes(), None)
+    assert isinstance(seal_key, ec.EllipticCurvePrivateKey)
+    first, last = sealing_days(seal_cert)
+    content = TrustListContent(
+        issued=NOW,
+        next_update=NOW + timedelta(days=1),
+        seal_keys=(SealKey(seal_cert, "UBEG", first, last),),
+    )
+    der = seal_cert.public_bytes(serialization.Encoding.DER)
+    protected = cbor2.dumps(
+        {1: -7, 16: MEDIA_TYPE, 34: [-16, hashlib.sha256(der).digest()]}, canonical=True
+    )
+    payload = content.payload()
+    r, s = decode_dss_signature(
+        seal_key.sign(sig_structure(protected, payload), ec.ECDSA(hashes.SHA256()))
+    )
+    issuing = x509.load_pem_x509_certificate(pki.cert("mn-ec", "issuing").read_bytes())
+    x5chain = [der, issuing.public_bytes(serialization.Encoding.DER)]
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    cose = cbor2.CBORTag(18, [protected, {33: x5chain}, payload, signature])
+    forged = setup.folder / "seal-signed.cose"
+    forged.write_bytes(cbor2.dumps(cose))
+    result = verify(setup, setup.revoked, forged)
+    assert result.code == 2, result.out + result.err
+    assert "trust list refused: the signer certificate may not sign trust lists" in result.out
+    assert result.err == ""
