@@ -164,7 +164,7 @@ def _cert(der: object, what: str) -> x509.Certificate:
         cert = x509.Certificate.load(der)
         cert.native  # noqa: B018 - parse it all now, not half-way through validation
         load_der_x509_certificate(der)
-    except (ValueError, TypeError) as e:
+    except Exception as e:  # asn1crypto and cryptography raise assorted types on hostile DER
         raise _refuse(f"{what} is not a DER certificate") from e
     return cert
 
@@ -323,7 +323,7 @@ async def _check_signer(parsed: _Parsed, anchors: Sequence[x509.Certificate], at
         raise _refuse(f"the signer certificate may not sign trust lists: {_line(e)}") from e
     except ValidationError as e:  # expired, not yet valid, revoked, weak algorithm, constraints
         raise _refuse(f"the signer certificate is not valid: {_line(e)}") from e
-    except (ValueError, TypeError) as e:  # a hostile certificate asn1crypto cannot follow
+    except (ValueError, TypeError, AttributeError, KeyError) as e:  # hostile certificate content
         raise _refuse(f"the signer certificate cannot be validated: {_line(e)}") from e
 
 

@@ -366,3 +366,20 @@ def test_list_signed_by_a_state_key_without_the_purpose_is_refused(
     assert result.code == 2, result.out + result.err
     assert "trust list refused: the signer certificate may not sign trust lists" in result.out
     assert result.err == ""
+
+
+def test_hostile_certificate_in_x5chain_is_refused(setup: Setup) -> None:
+    """x5chain travels unprotected: a CA certificate there whose version field is 68 (asn1crypto
+    reads it, cryptography raises InvalidVersion) is refused, not an internal error."""
+    protected, unprotected, payload, signature = cbor2.loads(setup.trust_list.read_bytes()).value
+    signer, ca = unprotected[33]
+    assert b"\xa0\x03\x02\x01\x02" in ca
+    hostile = ca.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x44", 1)
+    path = setup.folder / "hostile-x5chain.cose"
+    path.write_bytes(
+        cbor2.dumps(cbor2.CBORTag(18, [protected, {33: [signer, hostile]}, payload, signature]))
+    )
+    result = verify(setup, setup.genuine, path)
+    assert result.code == 2, result.out + result.err
+    assert "trust list refused: an x5chain entry is not a DER certificate" in result.out
+    assert result.err == ""
