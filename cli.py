@@ -21,6 +21,7 @@ from esign.errors import EsignError, UsageError
 if TYPE_CHECKING:
     from verify import TrustConfig, Verifier, VerifyOptions
     from verify.isolate import BatchVerifier
+    from verify.report import DocumentReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -295,22 +296,22 @@ def verify(
     start = time.perf_counter()
     with (
         _file_verifier(TrustConfig.load(trust), options, batch) as verifier,
-        click.progressbar(files, file=sys.stderr, label="verify")
+        click.progressbar(_verified(verifier, files), len(files), file=sys.stderr, label="verify")
         if show_bar
-        else _nullbar(files) as bar,
+        else _nullbar(_verified(verifier, files)) as bar,
     ):
-        for path in bar:
-            try:
-                report = verifier.verify_file(path)
-            except MemoryError:
+        for path, report in bar:
+            if isinstance(report, MemoryError):
                 limit = f"memory limit {size_text(CLI_MEMORY)} exceeded"
                 report = limit_report(str(path), limit, at, online)
-            except CpuTimeExceeded as e:
-                report = limit_report(str(path), str(e), at, online)
-            except EsignError as e:
+            elif isinstance(report, CpuTimeExceeded):
+                report = limit_report(str(path), str(report), at, online)
+            elif isinstance(report, EsignError):
                 counts["ERROR"] = counts.get("ERROR", 0) + 1
-                click.echo(f"esign: error: {e.message}", err=True)
+                click.echo(f"esign: error: {report.message}", err=True)
                 continue
+            elif isinstance(report, BaseException):
+                raise report
             counts[report.indication.value] = counts.get(report.indication.value, 0) + 1
             if as_jsonl:
                 click.echo(to_jsonl(report))
@@ -334,11 +335,29 @@ def verify(
     return 0
 
 
+def _verified(
+    verifier: Verifier | BatchVerifier, files: Sequence[Path]
+) -> Iterator[tuple[Path, DocumentReport | BaseException]]:
+    """Each file with its report or what stopped it; a folder's files go to the workers a
+    window at a time, all of them busy (issue 13), in the order given."""
+    from verify.isolate import BatchVerifier
+    from verify.limits import CpuTimeExceeded
+
+    if isinstance(verifier, BatchVerifier):
+        yield from verifier.verify_files(files)
+        return
+    for path in files:
+        try:
+            yield path, verifier.verify_file(path)
+        except (MemoryError, CpuTimeExceeded, EsignError) as e:
+            yield path, e
+
+
 class _nullbar:
-    def __init__(self, items: Sequence[Path]) -> None:
+    def __init__(self, items: Iterator[tuple[Path, DocumentReport | BaseException]]) -> None:
         self.items = items
 
-    def __enter__(self) -> Sequence[Path]:
+    def __enter__(self) -> Iterator[tuple[Path, DocumentReport | BaseException]]:
         return self.items
 
     def __exit__(self, *exc: object) -> None:

@@ -3,13 +3,14 @@
 from importlib import import_module
 from typing import Any
 
-from . import _fasthex
+from . import _fasthex, _namecache
 from .fetch import FetchPolicy
 from .pdf import Verifier, VerifyOptions, verify_pdf
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text
 from .trust import TrustConfig
 
 _fasthex.install()  # profiled hot spot: pyHanko's byte-at-a-time /Contents reader
+_namecache.install()  # profiled hot spot: RFC 4518 preparation of the same names per file
 
 # QR seal checks pull in CBOR, image decoding and the registry: imported on first use, so that
 # `esign verify` does not pay for them.

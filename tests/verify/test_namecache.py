@@ -1,0 +1,67 @@
+"""The shared table of prepared X.509 name attributes (verify/_namecache.py) gives exactly what
+asn1crypto computes, for the test PKI's names and for names that differ only in what RFC 4518
+preparation folds (case, inner and outer spaces, compatibility characters)."""
+
+from __future__ import annotations
+
+import random
+
+from asn1crypto import pem, x509
+
+import verify  # noqa: F401  (installs the table)
+from esign import testpki
+from verify import _namecache
+
+TEXTS = [
+    "Улсын бүртгэлийн ерөнхий газар",
+    "УЛСЫН БҮРТГЭЛИЙН ЕРӨНХИЙ ГАЗАР",
+    "  Test   National  Issuing CA ",
+    "test national issuing ca",
+    "ﬁnance Ⅻ ＡＢＣ",  # compatibility forms NFKC folds
+    "GV:MN-UBEG",
+    "Ө ө Ү ү",
+]
+
+
+def _fresh(name: x509.Name) -> x509.Name:
+    return x509.Name.load(name.dump(force=True))
+
+
+def _uncached(name: x509.Name) -> list[str]:
+    original = _namecache.original()
+    return [original.fget(ntv) for rdn in _fresh(name).chosen for ntv in rdn]
+
+
+def test_prepared_values_equal_asn1cryptos_for_the_test_pki(pki: testpki.TestPki) -> None:
+    names = []
+    for folder in (pki.trust_dir, pki.intermediates_dir):
+        for path in sorted(folder.glob("*.pem")):
+            _, _, der = pem.unarmor(path.read_bytes())
+            cert = x509.Certificate.load(der)
+            names += [cert.subject, cert.issuer]
+    assert len(names) >= 8
+    for name in names:
+        cached = [ntv.prepped_value for rdn in _fresh(name).chosen for ntv in rdn]
+        again = [ntv.prepped_value for rdn in _fresh(name).chosen for ntv in rdn]
+        assert cached == again == _uncached(name)
+
+
+def test_equality_and_hashable_unchanged_for_folded_variants() -> None:
+    rng = random.Random(13)
+    names = [
+        x509.Name.build({"common_name": text, "organization_name": rng.choice(TEXTS)})
+        for text in TEXTS
+    ]
+    for a in names:
+        for b in names:
+            fa, fb = _fresh(a), _fresh(b)
+            expected = _uncached(a) == _uncached(b)
+            assert (fa == fb) == expected, (a.native, b.native)
+            assert (fa.hashable == fb.hashable) == expected
+    # case and spaces fold (Cyrillic case too); different words never do
+    assert _fresh(x509.Name.build({"common_name": TEXTS[0]})) == _fresh(
+        x509.Name.build({"common_name": TEXTS[1]})
+    )
+    assert _fresh(names[0]) != _fresh(names[5])
+    folded = x509.Name.build({"common_name": TEXTS[3]})
+    assert _fresh(x509.Name.build({"common_name": TEXTS[2]})) == _fresh(folded)
