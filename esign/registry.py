@@ -7,8 +7,9 @@ is one ``INSERT .. ON CONFLICT DO NOTHING`` and every status change is one condi
 the first revocation wins and is kept, and no update is lost. A number is reserved before its PDF
 is signed (the reservation names its process, so that one left by a killed process can be taken
 over, explicitly and audited), and issuing, revoking and superseding write their audit entry in
-the same transaction as the change. A local SQLite file is the default for one machine. Open a registry with :func:`open_registry`; errors are :class:`RegistryError`
-lines that never show the database password.
+the same transaction as the change. A local SQLite file is the default for one machine. Open a
+registry with :func:`open_registry`; errors are :class:`RegistryError` lines that never show the
+database password.
 """
 
 from __future__ import annotations
