@@ -100,13 +100,36 @@ def validate(
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        more = len(e.errors()) - 1
-        suffix = f" (and {more} more)" if more else ""
+        errors = _specific(e.errors())
+        first = errors[0]
+        suffix = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         dotted = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
         where = origin_of(origins or {}, dotted) if dotted else DEFAULT
         where = source if where == DEFAULT else where
         raise InputError(f"{where}: {describe_error(first, model)}{suffix}") from e
+
+
+_SHAPE = frozenset({"list_type", "model_type", "dict_type", "model_attributes_type"})
+
+
+def _specific(errors: list[Any]) -> list[Any]:
+    """The errors worth naming, with pydantic's union branch tags (``list[str]``,
+    ``TrustFile``) taken out of their locations. A setting that may be a list or a table and is
+    a table with a misspelt key gets that key named, not "Input should be a valid list"."""
+    out = []
+    for error in errors:
+        loc = tuple(p for p in error["loc"] if not _branch_tag(p))
+        out.append({**error, "loc": loc, "union": len(loc) != len(error["loc"])})
+    specific = [e for e in out if e["type"] not in _SHAPE]
+    if specific:  # an unknown key first: it usually explains the missing one too
+        return sorted(specific, key=lambda e: e["type"] != "extra_forbidden")
+    if all(e["union"] for e in out) and out:  # no branch fits the shape
+        return [{**out[0], "type": "value_error", "msg": "neither a list nor a table"}]
+    return out
+
+
+def _branch_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part[:1].isupper())
 
 
 def describe_error(error: Any, model: type[BaseModel]) -> str:
@@ -132,6 +155,8 @@ def setting_name(loc: tuple[Any, ...]) -> str:
     if len(loc) == 1:
         return str(loc[0])
     head, rest = loc[0], list(loc[1:])
+    if rest == [rest[0]] and isinstance(rest[0], int):
+        return f"{head} (item {rest[0] + 1})"
     if isinstance(rest[0], int):
         table = f"[[{head}]] #{rest.pop(0) + 1}"
     elif len(rest) > 1 and isinstance(rest[0], str) and head in ("signing_keys",):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,25 +46,13 @@ class TrustConfig:
 
     @classmethod
     def from_toml(cls, path: Path) -> TrustConfig:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise InputError(f"trust configuration not found: {path}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{path} is not valid TOML: {e}") from e
-        base = path.parent
-        anchors = [base / str(a) for a in data.get("anchors", [])]
-        missing = [a for a in anchors if not a.exists()]
-        if missing:
-            raise InputError(
-                f"trust anchors {missing[0]} not found (for the test PKI run `esign pki build`)"
-            )
-        allow = [str(u) for u in data.get("fetch_allow", [])]
-        known = [base / str(a) for a in data.get("intermediates", []) if (base / str(a)).exists()]
-        seals = [
-            base / str(a) for a in data.get("seal_certificates", []) if (base / str(a)).exists()
-        ]
-        return cls.from_paths(anchors, allow, known, seals)
+        from esign.config import read_toml, validate  # pydantic: only when a file is read
+
+        from .trustfile import TrustFile
+
+        if not path.is_file():
+            raise InputError(f"trust configuration not found: {path}")
+        return validate(TrustFile, read_toml(path), str(path)).load(path.parent)
 
     @classmethod
     def load(cls, paths: Sequence[Path] = ()) -> TrustConfig:

@@ -145,6 +145,23 @@ def test_wrong_settings_stop_with_one_line_naming_them(
         assert str(config) in r.err and "Traceback" not in r.err
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('anchors = ["."]\nseal_certificate = ["."]\n', "unknown setting seal_certificate"),
+        ('intermediates = ["."]\n', "anchors is required"),
+    ],
+)
+def test_a_wrong_trust_file_is_refused_naming_the_key(
+    tmp_path: Path, homes: dict[str, str], text: str, message: str
+) -> None:
+    trust = write(tmp_path / "trust.toml", text)
+    r = run_esign("verify", "--trust", str(trust), str(REPO / "samples" / "certificate.pdf"),
+                  env=homes)  # fmt: skip
+    assert r.code != 0 and r.out == "", r.out
+    assert r.err.count("\n") == 1 and f"{trust}: {message}" in r.err, r.err
+
+
 def test_a_named_file_must_exist(tmp_path: Path, homes: dict[str, str]) -> None:
     missing = tmp_path / "nope.toml"
     r = run_esign("config", "show", env={**homes, "ESIGN_CONFIG": str(missing)})
@@ -162,12 +179,16 @@ def test_serve_finds_its_configuration_in_the_config_folder(
     pki: testpki.TestPki, services: PkiServices, tmp_path: Path, homes: dict[str, str]
 ) -> None:
     """No --config: the file in $XDG_CONFIG_HOME/esign decides the port, the registry (a
-    relative sqlite path, beside the file) and the signing keys."""
+    relative sqlite path, beside the file), the signing keys and the trust material (a [trust]
+    table in the same file)."""
     port = free_port()
     made, _ = write_config(pki, tmp_path / "made", port, "key-a-" + "1" * 8, "key-b-" + "2" * 8)
-    text = made.read_text(encoding="utf-8").replace(
-        next(x for x in made.read_text().splitlines() if x.startswith("registry =")),
-        'registry = "sqlite:registry.sqlite3"',
+    lines = made.read_text(encoding="utf-8").splitlines()
+    lines = [x for x in lines if not x.startswith(("registry =", "trust ="))]
+    text = "\n".join(['registry = "sqlite:registry.sqlite3"', *lines])
+    text += (
+        f'\n[trust]\nanchors = ["{pki.trust_dir}"]\nintermediates = ["{pki.intermediates_dir}"]\n'
+        f'seal_certificates = ["{pki.seals_dir}"]\n'
     )
     folder = Path(homes["XDG_CONFIG_HOME"]) / "esign"
     write(folder / "esign.toml", text + f"\n[serve]\nport = {port}\nshutdown_seconds = 5\n")
@@ -190,6 +211,8 @@ def test_serve_finds_its_configuration_in_the_config_folder(
             time.sleep(0.2)
         assert body is not None and body["status"] == "ready", body
         assert body["checks"]["signing_keys"]["detail"] == "seal-a, seal-b"
+        seals = len(list(pki.seals_dir.iterdir()))
+        assert body["checks"]["trust"]["detail"] == f"2 anchors, {seals} seal certificates"
         assert (folder / "registry.sqlite3").is_file()  # beside the file, not in the cwd
         assert not (tmp_path / "registry.sqlite3").exists()
     finally:

@@ -48,7 +48,6 @@ from ..seal import (
 )
 from ..sealcheck import apply_registry
 from ..sealdate import judge_at_recorded_issue
-from ..trust import TrustConfig
 from .config import Client, ServerConfig
 from .gate import Gate
 from .ops import InFlight, Metrics, Observe, access_logger, run_checks, timed
@@ -223,7 +222,7 @@ def _utcnow() -> datetime:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    trust = TrustConfig.load(list(config.trust))
+    trust = config.load_trust()
     isolated = IsolatedVerifier(
         trust, VerifyOptions(online=True), workers=config.upload_workers,
         memory_bytes=config.upload_memory_mb * 2**20, cpu_seconds=config.upload_cpu_seconds,

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 
 from esign.errors import UsageError
 
+from ..trustfile import TrustFile
+
 if TYPE_CHECKING:
+    from ..trust import TrustConfig
     from .settings import Settings
 
 
@@ -69,6 +72,9 @@ class ServerConfig:
     base_url: str = "http://127.0.0.1:8080"
     registry_url: str | None = "sqlite:esign-registry.sqlite3"
     trust: tuple[Path, ...] = ()
+    trust_table: TrustFile | None = None
+    """A [trust] table written in the configuration itself (paths absolute), instead of
+    ``trust`` paths."""
     trust_list: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     # Agency JSON (issue, revoke) is a few KiB: a small cap, checked while the body streams.
@@ -92,6 +98,15 @@ class ServerConfig:
 
     def client_for(self, api_key: str) -> Client | None:
         return next((c for c in self.clients if c.matches(api_key)), None)
+
+    def load_trust(self) -> TrustConfig:
+        """The trust material: the [trust] table, else the ``trust`` paths, else the default
+        (the test PKI in the user's data folder)."""
+        from ..trust import TrustConfig
+
+        if self.trust_table is not None:
+            return self.trust_table.load(Path("/"))
+        return TrustConfig.load(list(self.trust))
 
 
 def hash_api_key(api_key: str) -> str:
@@ -140,7 +155,8 @@ def from_settings(settings: Settings) -> ServerConfig:
     config = ServerConfig(
         base_url=f.base_url,
         registry_url=f.registry or default_registry_url(),
-        trust=tuple(Path(t) for t in f.trust),
+        trust=() if isinstance(f.trust, TrustFile) else tuple(Path(t) for t in f.trust),
+        trust_table=f.trust if isinstance(f.trust, TrustFile) else None,
         trust_list=Path(f.trust_list) if f.trust_list else None,
         max_upload_bytes=f.max_upload_mb * 1024 * 1024,
         max_json_bytes=limits.max_json_kb * 1024,

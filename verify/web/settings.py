@@ -11,7 +11,7 @@ or PIN, clients are known by the SHA-256 digest of their API key.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,8 @@ from esign.config import (
     search_order,
     validate,
 )
+
+from ..trustfile import TrustFile
 
 ENV_OVERRIDES = {
     "base_url": "ESIGN_BASE_URL",
@@ -96,7 +98,8 @@ class ServeFile(Strict):
 class ServerFile(Strict):
     base_url: str = "http://127.0.0.1:8080"
     registry: str | None = None
-    trust: list[str] = Field(default_factory=list)
+    trust: list[str] | TrustFile = Field(default_factory=list)
+    """Certificate files and folders, or trust.toml files; or a [trust] table written here."""
     trust_list: str | None = None
     """The signed seal trust list `esign trust-list build` writes; served at GET /trust-list."""
     max_upload_mb: int = Field(default=10, ge=1, le=4096)
@@ -195,11 +198,23 @@ def _absolute(file: ServerFile, base: Path, origins: Mapping[str, str], source: 
     return file.model_copy(
         update={
             "signing_keys": keys,
-            "trust": [rel(t) for t in file.trust],
+            "trust": _trust_beside(file.trust, rel),
             "trust_list": rel(file.trust_list) if file.trust_list else None,
             "registry": registry,
         }
     )
+
+
+def _trust_beside(trust: list[str] | TrustFile, rel: Callable[[str], str]) -> Any:
+    if isinstance(trust, TrustFile):
+        return trust.model_copy(
+            update={
+                "anchors": [rel(p) for p in trust.anchors],
+                "intermediates": [rel(p) for p in trust.intermediates],
+                "seal_certificates": [rel(p) for p in trust.seal_certificates],
+            }
+        )
+    return [rel(t) for t in trust]
 
 
 def _sqlite_beside(url: str, base: Path) -> str:
@@ -248,14 +263,19 @@ def render(settings: Settings) -> str:
 
         put("registry", default_registry_url(), DEFAULT, " (the user's data folder)")
     put("base_url", f.base_url)
-    if f.trust:
+    if isinstance(f.trust, TrustFile):
+        pass  # its own [trust] table below
+    elif f.trust:
         put("trust", f.trust)
     else:
         lines.append(f"{'# trust: the test PKI in the data folder':<{width}} # {DEFAULT}")
     if f.trust_list:
         put("trust_list", f.trust_list)
     put("max_upload_mb", f.max_upload_mb)
-    for table, model in (("serve", f.serve), ("limits", f.limits)):
+    tables: list[tuple[str, Any]] = [("serve", f.serve), ("limits", f.limits)]
+    if isinstance(f.trust, TrustFile):
+        tables.insert(0, ("trust", f.trust))
+    for table, model in tables:
         lines += ["", f"[{table}]"]
         for setting, value in model.model_dump().items():
             put(f"{table}.{setting}", value)
