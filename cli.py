@@ -364,14 +364,29 @@ class _nullbar:
         return None
 
 
-DEFAULT_REGISTRY = "esign-registry.sqlite3 in the data folder (~/.local/share/esign)"
+DEFAULT_REGISTRY = (
+    "the registry of the configuration file esign serve would use ($ESIGN_CONFIG, "
+    "~/.config/esign/esign.toml, /etc/esign/esign.toml), else esign-registry.sqlite3 in the data "
+    "folder (~/.local/share/esign)"
+)
 
 
 def _registry_or_default(url: str | None) -> str:
-    """The given registry URL, else the SQLite file in the user's data folder (never the cwd)."""
+    """The given registry URL, else the one the server's configuration names (an operator on a
+    server host revokes in the server's database, not in a file of their own), else the SQLite
+    file in the user's data folder (never the cwd)."""
+    if url:
+        return url
+    from esign.config import locate
     from esign.datadir import default_registry_url
 
-    return url or default_registry_url()
+    if locate(None).path is not None:
+        from verify.web.settings import load_settings
+
+        configured = load_settings(None).file.registry
+        if configured:
+            return configured
+    return default_registry_url()
 
 
 @esign.command()

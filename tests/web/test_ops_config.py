@@ -217,3 +217,16 @@ def test_serve_finds_its_configuration_in_the_config_folder(
         assert not (tmp_path / "registry.sqlite3").exists()
     finally:
         stop_server(proc)
+
+
+def test_revoke_on_a_server_host_uses_the_servers_registry(
+    tmp_path: Path, homes: dict[str, str]
+) -> None:
+    """An operator's `esign revoke` without --registry reads the registry from the same file
+    `esign serve` uses, not a SQLite file of their own in the data folder."""
+    folder = Path(homes["XDG_CONFIG_HOME"]) / "esign"
+    write(folder / "esign.toml", 'registry = "sqlite:server-registry.sqlite3"\n')
+    r = run_esign("revoke", "AAAAA-BBBBB", "--reason", "test", env=homes, cwd=tmp_path)
+    assert r.code != 0 and "AAAAA-BBBBB is not in the registry" in r.err, r.err
+    assert (folder / "server-registry.sqlite3").is_file()
+    assert not (Path(homes["XDG_DATA_HOME"]) / "esign" / "esign-registry.sqlite3").exists()
