@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.web.conftest import WebServer, sample_data
+from esign import testpki
+from esign.services import PkiServices
+from tests.conftest import free_port
+from tests.web.conftest import WebServer, sample_data, start_server, stop_server, write_config
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -116,3 +120,34 @@ def test_access_log_is_json_without_personal_data(server: WebServer, client: htt
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 def test_ops_routes_are_not_in_the_public_api_description(client: httpx.Client, path: str) -> None:
     assert path not in client.get("/openapi.json").json()["paths"]
+
+
+def test_metrics_sum_all_worker_processes(
+    pki: testpki.TestPki, services: PkiServices, tmp_path: Path
+) -> None:
+    """With --workers 2 every process counts its own requests; /metrics, answered by either,
+    reports the sum (prometheus-client's multiprocess mode)."""
+    port = free_port()
+    config, _ = write_config(pki, tmp_path, port, "key-a-" + "1" * 24, "key-b-" + "2" * 24)
+    config.write_text(config.read_text() + "\n[limits]\nupload_workers = 1\n", encoding="utf-8")
+    server = start_server(config, port, workers=2, log=tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            base = metric(client.get("/metrics").text, "esign_http_requests_total",
+                          route="/healthz", status="200")  # fmt: skip
+            for _ in range(40):  # a new connection each: both workers take some
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+            totals = {
+                metric(client.get("/metrics").text, "esign_http_requests_total",
+                       route="/healthz", status="200") - base
+                for _ in range(6)
+            }  # fmt: skip
+        pids = {
+            json.loads(x)["pid"]
+            for x in (tmp_path / "server.log").read_text().splitlines()
+            if x.startswith('{"time"') and '"/healthz"' in x
+        }
+    finally:
+        stop_server(server)
+    assert totals == {40.0}, totals  # the same sum whichever worker answers
+    assert len(pids) == 2, pids
