@@ -179,18 +179,24 @@ def from_settings(settings: Settings) -> ServerConfig:
 
 
 def default_config() -> ServerConfig:
-    """Embedded defaults: the test PKI's agency seal; a demo client only if
+    """Embedded defaults: the test PKI's agency seals (``test-seal`` for UBEG, ``test-seal-shsg``,
+    ``test-seal-ndeg``: each template is issued with its own agency's key); a demo client only if
     ``ESIGN_DEMO_API_KEY`` is set (its digest, not the key, is kept). Other settings: see
     :func:`from_settings`, which uses this for its keys and clients when there is no file."""
     from esign import testpki
 
     pki = testpki.build()
-    key = SigningKey(
-        name="test-seal",
-        key=str(pki.p12("mn-ec", "seal")),
-        password_env="ESIGN_TEST_PKI_PASSWORD",
-        tsa_url=pki.tsa_url("mn-ec"),
-    )
+    keys = {
+        name: SigningKey(
+            name=name,
+            key=str(pki.agency_seal_p12(agency)),
+            password_env="ESIGN_TEST_PKI_PASSWORD",
+            tsa_url=pki.tsa_url("mn-ec"),
+        )
+        for agency, name in (
+            ("UBEG", "test-seal"), ("SHSG", "test-seal-shsg"), ("NDEG", "test-seal-ndeg")
+        )
+    }  # fmt: skip
     os.environ.setdefault("ESIGN_TEST_PKI_PASSWORD", testpki.P12_PASSWORD)
     demo = os.environ.get("ESIGN_DEMO_API_KEY")
     clients: tuple[Client, ...] = ()
@@ -199,9 +205,9 @@ def default_config() -> ServerConfig:
             Client(
                 name="demo",
                 api_key_sha256=hash_api_key(demo),
-                keys=frozenset({"test-seal"}),
+                keys=frozenset(keys),
                 doc_types=frozenset({"residence", "criminal-record", "social-insurance"}),
                 revoke_issuers=frozenset({"UBEG", "SHSG", "NDEG"}),
             ),
         )
-    return ServerConfig(signing_keys={"test-seal": key}, clients=clients)
+    return ServerConfig(signing_keys=keys, clients=clients)
