@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := poppler-utils softhsm2 opensc libnss3-tools zbar-tools fonts-dejavu-core chromium wrk default-jdk-headless libitext5-java libpdfbox2-java libbcprov-java libbcpkix-java \
   mupdf-tools qpdf libreoffice-writer-nogui
 
-.PHONY: demo test bench lint system-deps venv axe
+.PHONY: demo test bench lint system-deps venv axe seal-verifier-js
 
 # The runtime, what `pip install esign` brings: all the demo needs.
 $(BIN)/esign: pyproject.toml
@@ -35,12 +35,18 @@ tools/node_modules/axe-core/axe.min.js: tools/package.json tools/package-lock.js
 
 axe: tools/node_modules/axe-core/axe.min.js
 
+# The independent Node verifier of the QR seal (tests/verify/test_seal_vectors_node.py).
+tools/seal-verifier-js/node_modules/.package-lock.json: tools/seal-verifier-js/package-lock.json
+	npm ci --prefix tools/seal-verifier-js --no-audit --no-fund --silent
+
+seal-verifier-js: tools/seal-verifier-js/node_modules/.package-lock.json
+
 # The first command on a fresh machine: Python and pip only, no Debian package (PDF pages are
 # rendered in-process by pypdfium2). State (test PKI) goes to ~/.local/share/esign.
 demo: $(BIN)/esign
 	$(BIN)/esign demo --out demo-out
 
-test: venv system-deps axe
+test: venv system-deps axe seal-verifier-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,0 +1,131 @@
+"""The seal vectors, judged by an independent verifier written in JavaScript from the
+published documents alone (tools/seal-verifier-js, issue 12).
+
+If docs/qr-seal.md and docs/trust-list.md are sufficient, a second implementation that
+never saw the Python source returns the expected verdict for every vector. This test runs
+it as a user would (`node verify.js`), judges its output against the vector files itself,
+and writes test-artifacts/seal-vectors-node.md (vector, expected, Node verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "seal-verifier-js"
+VECTORS = ROOT / "samples" / "seal-vectors"
+ARTIFACT = ROOT / "test-artifacts" / "seal-vectors-node.md"
+
+
+def _verdict(indication: str, subindication: str | None) -> str:
+    return f"{indication} / {subindication}" if subindication else indication
+
+
+def _vector_files() -> list[Path]:
+    files = [p for p in VECTORS.glob("*.json") if p.name.split("-", 1)[0].isdigit()]
+    return sorted(files, key=lambda p: int(p.name.split("-", 1)[0]))
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node binary, with the verifier's npm dependencies installed from its lock file."""
+    exe = shutil.which("node")
+    npm = shutil.which("npm")
+    assert exe and npm, "node and npm are needed for the independent seal verifier"
+    if (
+        not (TOOL / "node_modules" / "cbor2").is_dir()
+        or not (TOOL / "node_modules" / "@peculiar" / "x509").is_dir()
+    ):
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=TOOL,
+            check=True,
+            timeout=300,
+        )
+    return exe
+
+
+def _run(node: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [node, str(TOOL / "verify.js"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_every_vector_gets_its_expected_verdict_from_the_node_verifier(node: str) -> None:
+    files = _vector_files()
+    assert len(files) >= 138
+    proc = _run(node, "--vectors", VECTORS, "--json")
+    assert proc.stderr == ""
+    results = {r["name"]: r for r in json.loads(proc.stdout)}
+    rows = []
+    wrong = []
+    for f in files:
+        vector = json.loads(f.read_text(encoding="utf-8"))
+        got = results[vector["name"]]["got"]
+        expected = _verdict(vector["expected"]["indication"], vector["expected"]["subindication"])
+        verdict = _verdict(got["indication"], got["subindication"])
+        ok = verdict == expected and results[vector["name"]]["claims_match"]
+        rows.append(f"| {vector['name']} | {expected} | {verdict} | {'yes' if ok else '**NO**'} |")
+        if not ok:
+            wrong.append(f"{vector['name']}: expected {expected}, node says {verdict}")
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    ARTIFACT.write_text(
+        "# Seal vectors, independent Node verifier (tools/seal-verifier-js)\n\n"
+        f"{len(files) - len(wrong)}/{len(files)} vectors give the expected verdict.\n\n"
+        "| vector | expected | Node verdict | same |\n|---|---|---|---|\n" + "\n".join(rows) + "\n",
+        encoding="utf-8",
+    )
+    assert wrong == []
+    assert len(results) == len(files)
+    assert proc.returncode == 0
+
+
+def test_the_runner_exits_non_zero_when_a_verdict_differs(node: str, tmp_path: Path) -> None:
+    """A vector whose expectation is wrong must make the runner fail, or it proves nothing."""
+    vector: dict[str, Any] = json.loads((VECTORS / "01-valid.json").read_text(encoding="utf-8"))
+    vector["expected"] = {"indication": "TOTAL-FAILED", "subindication": "SIG_CRYPTO_FAILURE"}
+    for key in ("trust_anchors", "intermediates", "seal_certificates"):
+        vector[key] = [str(VECTORS / p) for p in vector[key]]
+    wrong = tmp_path / "01-valid.json"
+    wrong.write_text(json.dumps(vector, ensure_ascii=False), encoding="utf-8")
+    proc = _run(node, wrong)
+    assert proc.returncode == 1
+    assert "FAIL 01-valid: TOTAL-PASSED" in proc.stdout
+    assert "0 passed, 1 failed" in proc.stdout
+
+
+def test_seal_mode_exit_codes_follow_the_indication(node: str) -> None:
+    seal = json.loads((VECTORS / "01-valid.json").read_text(encoding="utf-8"))["input"]
+    pki = VECTORS / "pki"
+    base = ("--trust", pki / "root.pem", "--at", "2026-12-01T04:00:00Z")
+    passed = _run(node, "--seal", seal, *base, "--intermediate", pki / "intermediate.pem",
+                  "--seal-cert", pki / "seal.pem")  # fmt: skip
+    assert (passed.returncode, passed.stdout.split(":")[0]) == (0, "TOTAL-PASSED")
+    # one character of the signature changed: forged or altered
+    forged = seal[:-3] + ("A" if seal[-3] != "A" else "B") + seal[-2:]
+    failed = _run(node, "--seal", forged, *base, "--intermediate", pki / "intermediate.pem",
+                  "--seal-cert", pki / "seal.pem")  # fmt: skip
+    assert failed.returncode == 1
+    assert failed.stdout.startswith("TOTAL-FAILED/")
+    # the same seal with the signed trust list, after the list's next update: stale
+    stale = _run(node, "--seal", seal, "--trust", pki / "root.pem",
+                 "--trust-list", VECTORS / "trust-lists" / "valid.cbor",
+                 "--at", "2026-12-03T00:00:00Z")  # fmt: skip
+    assert stale.returncode == 2
+    assert stale.stdout.startswith("INDETERMINATE/TRY_LATER: trust list refused: out of date")
+
+
+def test_bad_invocation_is_one_line_and_non_zero(node: str) -> None:
+    proc = _run(node, "--seal", "X")
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == "verify.js: --trust ROOT.pem is required"
+    assert proc.stdout == ""
