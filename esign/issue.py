@@ -8,10 +8,11 @@ batch, like :class:`~esign.pades.DocumentSigner`.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from .seal import SealClaims, SealSigner, check_issuer, fields_digest
 from .template import DocumentData, Template
 
 if TYPE_CHECKING:
-    from .registry import IssuedDocument, Registry
+    from .registry import IssuedDocument, Registry, Reservation
 
 DEFAULT_BASE_URL = "https://verify.e-mongolia.mn"
 
@@ -119,11 +120,13 @@ class CertificateIssuer:
         """
         if reissue and out.exists():
             reissue = False  # not lost: the reservation below refuses a recorded number
-        with self._reserved(data, reissue=reissue, by=by) as finish:
+        with self._reserved(data, reissue=reissue, by=by) as hold:
+            if hold.taken_over:
+                _remove_parts(out)  # the interrupted run's half-written file, if any
             signed, issued = self.render_signed(data)
             tmp = _write_temp(out, signed)
             try:
-                finish(issued.pdf_sha256)
+                hold.finish(issued.pdf_sha256)
                 os.replace(tmp, out)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -133,23 +136,21 @@ class CertificateIssuer:
     def issue_bytes(self, data: DocumentData, *, by: str | None = None) -> tuple[bytes, Issued]:
         """The signed certificate, reserved before signing and recorded (with its audit entry)
         before it is returned, as :meth:`issue_to` does for a file (used by the HTTP API)."""
-        with self._reserved(data, reissue=False, by=by) as finish:
+        with self._reserved(data, reissue=False, by=by) as hold:
             signed, issued = self.render_signed(data)
-            finish(issued.pdf_sha256)
+            hold.finish(issued.pdf_sha256)
         return signed, issued
 
     @contextmanager
-    def _reserved(
-        self, data: DocumentData, *, reissue: bool, by: str | None
-    ) -> Iterator[Callable[[str], None]]:
-        """Hold the number in the registry while the body signs; yields the function that
-        records the signed digest (and the audit entry, in the same transaction). Anything
+    def _reserved(self, data: DocumentData, *, reissue: bool, by: str | None) -> Iterator[_Hold]:
+        """Hold the number in the registry while the body signs; the body records the signed
+        digest (and the audit entry, in the same transaction) with ``hold.finish``. Anything
         raised before that releases the number."""
         from .registry import UnknownDocument
 
         registry = self.registry
         if registry is None:
-            yield lambda digest: None
+            yield _Hold(None, None, "", None)
             return
         doc = self._document(data, document_id(self.template.issuer_code, data.number), by)
         reservation = None
@@ -160,18 +161,11 @@ class CertificateIssuer:
                 )
         if reservation is None:
             reservation = registry.reserve(doc)
-        client = by or self.operator
-        done = False
-
-        def finish(digest: str) -> None:
-            nonlocal done
-            registry.complete(reservation, digest, client=client, key_name=self.key_name)
-            done = True
-
+        hold = _Hold(registry, reservation, self.key_name, by or self.operator)
         try:
-            yield finish
+            yield hold
         except BaseException:
-            if not done:
+            if not hold.done:
                 registry.release(reservation)
             raise
 
@@ -191,6 +185,39 @@ class CertificateIssuer:
             fields_digest=self.claims(data).fields_digest.hex(),
             issued_by=by or self.operator,
         )
+
+
+class _Hold:
+    """A reserved number while its document is signed (no registry: nothing to hold)."""
+
+    def __init__(
+        self,
+        registry: Registry | None,
+        reservation: Reservation | None,
+        key_name: str,
+        client: str | None,
+    ) -> None:
+        self._registry = registry
+        self._reservation = reservation
+        self._key_name = key_name
+        self._client = client
+        self.done = False
+        self.taken_over = reservation is not None and reservation.taken_over is not None
+
+    def finish(self, digest: str) -> None:
+        """Record the signed file's digest, with its audit entry."""
+        if self._registry is not None and self._reservation is not None:
+            self._registry.complete(
+                self._reservation, digest, client=self._client, key_name=self._key_name
+            )
+        self.done = True
+
+
+def _remove_parts(out: Path) -> None:
+    """Delete the temporary files :func:`_write_temp` left beside ``out`` (a killed issuer's)."""
+    target = out.resolve()
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        part.unlink(missing_ok=True)
 
 
 def _write_temp(out: Path, data: bytes) -> Path:

@@ -253,12 +253,16 @@ def test_an_interrupted_issue_is_taken_over_only_by_an_explicit_audited_reissue(
             proc.kill()
             proc.wait()
     assert not out.exists()
+    # As a run killed between writing its temporary file and renaming it would leave.
+    leftover = tmp_path / ".doc1.pdf.k1ll3d.part"
+    leftover.write_bytes(b"%PDF-1.7 half written")
 
     code, text, _ = _issue_one(pki, tmp_path, registry_url, 1)
     assert code != 0 and "being issued" in text and "--reissue" in text, text
-    assert not out.exists()
+    assert not out.exists() and leftover.exists()
     code, text, _ = _issue_one(pki, tmp_path, registry_url, 1, "--reissue")
     assert code == 0, text
+    assert not leftover.exists(), "the interrupted run's temporary file is cleaned up"
     with open_registry(registry_url) as registry:
         doc = registry.get(doc_id)
         entries = [e for e in registry.audit_entries(limit=100) if e["document_id"] == doc_id]
