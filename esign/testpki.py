@@ -15,17 +15,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from asn1crypto import x509 as asn1_x509
-from certomancer.registry import CertLabel, CertomancerConfig, EntityLabel, PKIArchitecture
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .datadir import data_dir
 from .errors import InputError
 from .resources import test_pki_spec
+
+if TYPE_CHECKING:
+    from certomancer.registry import CertomancerConfig, PKIArchitecture
+
+# yaml, certomancer and key generation are imported where a PKI is built or loaded: opening a
+# built one (the default trust of `esign verify`) only reads its manifest (issue 13).
 
 ARCHES: dict[str, str] = {"mn-rsa": "keys-rsa", "mn-ec": "keys-ec"}
 """Architecture label -> key folder, as in the YAML keysets."""
@@ -144,6 +146,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _generate_key(arch: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if arch == "mn-rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
@@ -185,6 +190,9 @@ def _utf8_name(name_cfg: dict[str, str], defaults: dict[str, str]) -> asn1_x509.
 
 def load_config(root: Path, url: str) -> CertomancerConfig:
     """Load the certomancer configuration copied into ``root`` by :func:`build`."""
+    import yaml
+    from certomancer.registry import CertomancerConfig
+
     raw: dict[str, Any] = yaml.safe_load((root / SPEC_FILE).read_text(encoding="utf-8"))
     serials: dict[str, dict[str, str]] = {}
     base_arch = raw["pki-architectures"]["mn-rsa"]
@@ -204,6 +212,8 @@ def _patch_entities(
 ) -> None:
     # certomancer builds names with asn1crypto's Name.build (PrintableString serialNumber);
     # replace those entities before any certificate is generated from them.
+    from certomancer.registry import EntityLabel
+
     registry = arch.entities._dict
     for label, cfg in entities.items():
         registry[EntityLabel(label)] = _utf8_name(cfg, defaults)
@@ -266,6 +276,8 @@ def _build_locked(root: Path, url: str | None, force: bool) -> TestPki:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     shutil.copy(spec_path(), root / SPEC_FILE)
+    import yaml
+
     spec = yaml.safe_load(spec_path().read_text(encoding="utf-8"))
     key_labels = list(spec["keysets"]["mn-rsa"]["keys"])
     for arch, folder in ARCHES.items():
@@ -312,6 +324,8 @@ def _pem(der: bytes, label: str = "CERTIFICATE") -> bytes:
 
 
 def _export_arch(pki: TestPki, label: str, arch: PKIArchitecture, key_labels: list[str]) -> None:
+    from certomancer.registry import CertLabel
+
     base = pki.arch_dir(label)
     for sub in ("certs", "chains"):
         (base / sub).mkdir(parents=True)
