@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     "sign_throughput.py",
     "verify_throughput.py",
+    "batch_verify.py",
     "many_signatures.py",
     "issue_throughput.py",
     "web_load.py",
