@@ -70,3 +70,8 @@ def test_readyz_names_the_registry_while_it_is_down(
             assert readiness(client, 200)["status"] == "ready"
     finally:
         stop_server(server)
+    # Where and why went to the log: a JSON line, the server's own warning.
+    logged = [json.loads(x) for x in (tmp_path / "server.log").read_text().splitlines()
+              if x.startswith('{"time"')]  # fmt: skip
+    warnings = [x for x in logged if x["event"] == "log" and x["level"] == "WARNING"]
+    assert any(x["message"].startswith("readiness: ") for x in warnings), logged[-10:]

@@ -153,20 +153,33 @@ def route_template(routes: list[BaseRoute], scope: Scope) -> str:
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-        return json.dumps({"time": _now(), "level": record.levelname, "message": record.msg})
+        if not isinstance(fields, dict):
+            fields = {
+                "time": _now(), "event": "log", "level": record.levelname,
+                "logger": record.name, "message": record.getMessage(), "pid": os.getpid(),
+            }  # fmt: skip
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
-def access_logger(enabled: bool) -> logging.Logger:
-    """The JSON access logger, writing one line per request to stderr (once per process)."""
-    log = logging.getLogger(ACCESS_LOGGER)
-    log.propagate = False
-    if enabled and not any(getattr(h, "_esign", False) for h in log.handlers):
+def _json_to_stderr(log: logging.Logger, level: int = logging.NOTSET) -> None:
+    if not any(getattr(h, "_esign", False) for h in log.handlers):
         handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(level)
         handler.setFormatter(_JsonFormatter())
         handler._esign = True  # type: ignore[attr-defined]
         log.addHandler(handler)
+
+
+def access_logger(enabled: bool) -> logging.Logger:
+    """The JSON access logger, writing one line per request to stderr (once per process).
+    The server's own warnings (registry down, a key that cannot load, signings cut at
+    shutdown) go there too, as JSON lines: the command line silences the root logger."""
+    for name in ("verify", "esign"):  # handlers only: the loggers' own levels stay as set
+        _json_to_stderr(logging.getLogger(name), logging.WARNING)
+    log = logging.getLogger(ACCESS_LOGGER)
+    log.propagate = False
+    if enabled:
+        _json_to_stderr(log)
     log.setLevel(logging.INFO if enabled else logging.CRITICAL + 1)
     return log
 
