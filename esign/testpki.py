@@ -1,4 +1,4 @@
-"""Build and load the declarative test PKI in ``keys/test-pki.yml`` (certomancer).
+"""Build and load the declarative test PKI in ``esign/data/test-pki.yml`` (certomancer).
 
 ``build()`` generates fresh keys (RSA-3072 and ECDSA P-256), fixes the URL prefix of the loopback
 services into the certificates, and exports what signers and verifiers need: PEM certificates and
@@ -255,12 +255,28 @@ def held(root: Path | None = None) -> Iterator[TestPki]:
         yield _build_locked(root, None, False)
 
 
+def _check_current(pki: TestPki) -> None:
+    """Refuse a PKI built from an older description (e.g. before each agency had its own seal):
+    its certificates are not what this version signs and verifies with. Never rebuilt silently."""
+    try:
+        built = (pki.root / SPEC_FILE).read_bytes()
+    except OSError:
+        built = b""
+    if built != spec_path().read_bytes():
+        raise InputError(
+            f"the test PKI in {pki.root} was built from an older description than this esign's "
+            f"(e.g. without a seal per agency); rebuild it: "
+            f"esign pki build --dir {pki.root} --url {pki.url} --force"
+        )
+
+
 def _build_locked(root: Path, url: str | None, force: bool) -> TestPki:
     manifest = root / MANIFEST
     if not force:
         if manifest.is_file():
             existing = TestPki.open(root)
             if url is None or existing.url == url:
+                _check_current(existing)
                 return existing
             raise InputError(
                 f"the test PKI in {root} was built for {existing.url}, not {url}; "

@@ -1,0 +1,43 @@
+"""The test PKI has a seal per agency of the sample templates, and a PKI built from an older
+description (before those seals) is refused with the command that rebuilds it, never used half-way
+nor deleted silently (issue 10, point 3)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from esign import testpki
+from esign.template import load_template
+from tests.helpers import run_esign
+
+
+def test_each_sample_templates_agency_has_its_seal(pki: testpki.TestPki) -> None:
+    published = sorted(p.name for p in pki.seals_dir.glob("*.pem"))
+    assert published == ["mn-ec-seal-ndeg.pem", "mn-ec-seal-shsg.pem", "mn-ec-seal.pem"]
+    for name in ("residence", "criminal-record", "social-insurance"):
+        agency = load_template(name).issuer_code
+        for arch in testpki.ARCHES:
+            label = testpki.AGENCY_SEALS[agency]
+            cert = x509.load_pem_x509_certificate(pki.cert(arch, label).read_bytes())
+            ids = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
+            assert [a.value for a in ids] == [f"GV:MN-{agency}"], (arch, label)
+            assert pki.p12(arch, label).is_file()
+
+
+def test_pki_from_an_older_description_is_refused_not_deleted(
+    pki: testpki.TestPki, tmp_path: Path
+) -> None:
+    old = tmp_path / "old-pki"
+    shutil.copytree(pki.root, old)
+    spec = old / testpki.SPEC_FILE
+    spec.write_text(spec.read_text(encoding="utf-8") + "# older\n", encoding="utf-8")
+    before = sorted(p.relative_to(old) for p in old.rglob("*"))
+    r = run_esign("pki", "build", "--dir", str(old), cwd=tmp_path)
+    assert r.code == 4, r.out + r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert "older description" in r.err and f"--dir {old}" in r.err and "--force" in r.err
+    assert sorted(p.relative_to(old) for p in old.rglob("*")) == before
