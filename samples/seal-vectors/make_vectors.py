@@ -56,6 +56,8 @@ from esign.trustlist import (  # noqa: E402
 PKI = HERE / "pki"
 BASE_URL = "https://verify.e-mongolia.mn"
 SEAL_EKU = x509.ObjectIdentifier(SEAL_EKU_OID)
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+"""id-kp-documentSigning (RFC 9336)."""
 """id-kp-esignQrSeal (docs/qr-seal.md section 4)."""
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 VALIDATION_TIME = datetime(2026, 12, 1, 4, tzinfo=UTC)
@@ -352,6 +354,16 @@ CERTS: tuple[CertSpec, ...] = (
         eku_critical=True,
     ),
     CertSpec("seal-p384", "УБЕГ тамга, P-384", "seal-p384", "intermediate", 36),
+)
+CERTS += (
+    CertSpec(
+        "seal-more-ekus",
+        "УБЕГ тамга, олон EKU",
+        "seal",
+        "intermediate",
+        37,
+        eku=(ExtendedKeyUsageOID.EMAIL_PROTECTION, SEAL_EKU, DOCUMENT_SIGNING),
+    ),
 )
 RSA_KEYS = {"weak-intermediate": 1024}
 P384_KEYS = {"seal-p384"}
@@ -1610,6 +1622,15 @@ def _more_vectors(m: Maker) -> None:
         OUT_OF_BOUNDS,
         signer="seal-not-yet-valid",
         at=datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
+
+    m.add(
+        "eku-with-other-purposes",
+        "chain",
+        "The seal certificate's EKU lists emailProtection, id-kp-esignQrSeal and "
+        "id-kp-documentSigning: other purposes beside the seal's are allowed.",
+        OK,
+        signer="seal-more-ekus",
     )
 
 
