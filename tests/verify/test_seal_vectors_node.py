@@ -129,3 +129,26 @@ def test_bad_invocation_is_one_line_and_non_zero(node: str) -> None:
     assert proc.returncode == 3
     assert proc.stderr.strip() == "verify.js: --trust ROOT.pem is required"
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("mode", "vector"),
+    [("cose", "01-valid.json"), ("text", "01-valid.json"), ("list", "116-list-valid.json")],
+)
+def test_mutated_seals_and_lists_never_throw_and_never_pass(
+    node: str, mode: str, vector: str
+) -> None:
+    """3000 bit flips, truncations and insertions each: a verdict every time, never a pass
+    for altered bytes (the text mode may pass: lower case or trailing white space are allowed)."""
+    proc = subprocess.run(
+        [node, str(TOOL / "fuzz.js"), "--mode", mode, "--count", "3000", str(VECTORS / vector)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.stderr == ""
+    assert proc.stdout.splitlines()[-1] == "3000 passed, 0 failed", proc.stdout[-2000:]
+    assert proc.returncode == 0
+    tally = json.loads(proc.stdout.splitlines()[-2])
+    assert sum(tally.values()) == 3000
+    assert len(tally) >= 2  # the mutations reach more than one verdict
