@@ -7,10 +7,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from esign import testpki
+from esign.issue import CertificateIssuer
+from esign.keysource import load_key
+from esign.pades import DocumentSigner, SignOptions
+from esign.seal import IssuerMismatch, SealSigner
 from esign.template import load_template
 from tests.helpers import run_esign
 
@@ -41,3 +46,14 @@ def test_pki_from_an_older_description_is_refused_not_deleted(
     assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert "older description" in r.err and f"--dir {old}" in r.err and "--force" in r.err
     assert sorted(p.relative_to(old) for p in old.rglob("*")) == before
+
+
+def test_library_issuer_refuses_another_agencys_seal_key(pki: testpki.TestPki) -> None:
+    """The check sits in CertificateIssuer itself, so every way of issuing (library, CLI, batch,
+    HTTP) refuses before anything is signed."""
+    seal = SealSigner.from_pem_files(pki.key("mn-ec", "seal"), pki.cert("mn-ec", "seal"))
+    with load_key(str(pki.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode()) as key:
+        signer = DocumentSigner(key, SignOptions())
+        CertificateIssuer(load_template("residence"), signer, seal)  # UBEG's own: accepted
+        with pytest.raises(IssuerMismatch, match=r"issuer is NDEG .* is for UBEG"):
+            CertificateIssuer(load_template("social-insurance"), signer, seal)
