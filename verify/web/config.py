@@ -70,7 +70,8 @@ class Client:
 @dataclass(frozen=True)
 class ServerConfig:
     base_url: str = "http://127.0.0.1:8080"
-    registry_url: str | None = "sqlite:esign-registry.sqlite3"
+    # None: no registry. Default: the SQLite file in the user's data folder, never the cwd.
+    registry_url: str | None = field(default_factory=lambda: _data_folder_registry())
     trust: tuple[Path, ...] = ()
     trust_table: TrustFile | None = None
     """A [trust] table written in the configuration itself (paths absolute), instead of
@@ -107,6 +108,12 @@ class ServerConfig:
         if self.trust_table is not None:
             return self.trust_table.load(Path("/"))
         return TrustConfig.load(list(self.trust))
+
+
+def _data_folder_registry() -> str:
+    from esign.datadir import default_registry_url
+
+    return default_registry_url()
 
 
 def hash_api_key(api_key: str) -> str:

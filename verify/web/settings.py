@@ -259,9 +259,10 @@ def render(settings: Settings) -> str:
     if registry:
         put("registry", _mask_url(registry))
     else:
-        from esign.datadir import default_registry_url
+        from esign.datadir import REGISTRY_FILE, data_dir
 
-        put("registry", default_registry_url(), DEFAULT, " (the user's data folder)")
+        where = "sqlite://" + quote(str(data_dir() / REGISTRY_FILE))  # shown, not created
+        put("registry", where, DEFAULT, " (the user's data folder)")
     put("base_url", f.base_url)
     if isinstance(f.trust, TrustFile):
         pass  # its own [trust] table below
