@@ -340,10 +340,10 @@ def _verified(
 ) -> Iterator[tuple[Path, DocumentReport | BaseException]]:
     """Each file with its report or what stopped it; a folder's files go to the workers a
     window at a time, all of them busy (issue 13), in the order given."""
-    from verify.isolate import BatchVerifier
+    from verify import Verifier
     from verify.limits import CpuTimeExceeded
 
-    if isinstance(verifier, BatchVerifier):
+    if not isinstance(verifier, Verifier):  # a folder's BatchVerifier
         yield from verifier.verify_files(files)
         return
     for path in files:
