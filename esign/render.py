@@ -18,10 +18,13 @@ import zxingcpp
 from fpdf import FPDF
 
 from .compiled import Canvas, Document, compile_document, covers
+from .errors import InputError
 from .template import DocumentData, Template
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 QR_SIZE_MM = 46.0
+LABEL_W = 62.0
+"""Width of the field table's label column (mm); the values take the rest of the line."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def _layout(pdf: Surface, template: Template, data: DocumentData, seal: SealBloc
 
     pdf.set_draw_color(150, 150, 150)
     pdf.set_line_width(0.2)
-    label_w = 62.0
+    label_w = LABEL_W
     for label_mn, label_en, value in _rows(template, data):
         y0 = pdf.get_y()
         pdf.set_font("DejaVu", "", 9.5)
@@ -233,6 +236,35 @@ def _rows(template: Template, data: DocumentData) -> list[tuple[str, str, str]]:
     ]
 
 
+@cache
+def _measure() -> FPDF:
+    return _Pdf()
+
+
+def check_table_fits(template: Template, data: DocumentData) -> None:
+    """Refuse a table a verifier could not read back from the page (docs/qr-seal.md §6.1): a
+    label wider than its column wraps, so its row is not found; a value word wider than its
+    column is broken mid-word, and the break reads back as a space."""
+    pdf = _measure()
+    label_room = LABEL_W - 2 * pdf.c_margin
+    value_room = pdf.epw - LABEL_W - 2 * pdf.c_margin
+    for label_mn, label_en, value in _rows(template, data):
+        pdf.set_font("DejaVu", "", 9.5)
+        for label in (label_mn, label_en):
+            if pdf.get_string_width(label) > label_room:
+                raise InputError(
+                    f"template {template.name}: the label {label!r} is wider than its column "
+                    f"({LABEL_W:g} mm); shorten it so that it prints on one line"
+                )
+        pdf.set_font("DejaVu", "B", 10)
+        for word in value.split():
+            if pdf.get_string_width(word) > value_room:
+                raise InputError(
+                    f"{label_en}: the word {word[:40]!r} is wider than the value column and would "
+                    "be broken mid-word; a verifier could not read it back as sealed"
+                )
+
+
 def _bodies(template: Template, data: DocumentData) -> tuple[str, str]:
     values = data.placeholders()
     return template.body_mn.format_map(values), template.body_en.format_map(values)
@@ -266,6 +298,7 @@ def render_certificate_fpdf(
     created: datetime | None = None,
 ) -> bytes:
     """The unsigned certificate PDF laid out and written by fpdf2 (fonts subset per document)."""
+    check_table_fits(template, data)
     pdf = _Pdf()
     pdf.set_title(f"{template.title_mn} {data.number}")
     pdf.set_author(template.issuer_mn)
@@ -298,6 +331,7 @@ def render_certificate(
     cells, multi = _texts(template, data, seal)
     if not (covers(cells, newlines=False) and covers(multi)):
         return render_certificate_fpdf(template, data, seal, created=created)
+    check_table_fits(template, data)
     document = _compiled()
     canvas = Canvas(document)
     _layout(canvas, template, data, seal)

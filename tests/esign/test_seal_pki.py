@@ -4,6 +4,7 @@ nor deleted silently (issue 10, point 3)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from esign.keysource import load_key
 from esign.pades import DocumentSigner, SignOptions
 from esign.seal import IssuerMismatch, SealSigner
 from esign.template import load_template
-from tests.helpers import run_esign
+from tests.helpers import REPO, run_esign
 
 
 def test_each_sample_templates_agency_has_its_seal(pki: testpki.TestPki) -> None:
@@ -57,3 +58,23 @@ def test_library_issuer_refuses_another_agencys_seal_key(pki: testpki.TestPki) -
         CertificateIssuer(load_template("residence"), signer, seal)  # UBEG's own: accepted
         with pytest.raises(IssuerMismatch, match=r"issuer is NDEG .* is for UBEG"):
             CertificateIssuer(load_template("social-insurance"), signer, seal)
+
+
+def test_issue_refuses_a_word_the_page_would_break(pki: testpki.TestPki, tmp_path: Path) -> None:
+    """A sealed value with a word wider than its column would be printed broken mid-word, and a
+    verifier reading the page (docs/qr-seal.md §6.1) would get another value: refused, one line,
+    no file."""
+    data = json.loads((REPO / "samples" / "data" / "residence.json").read_text(encoding="utf-8"))
+    data["fields"]["address"] = "Улаанбаатар, " + "Щ" * 30
+    data_file = tmp_path / "long.json"
+    data_file.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "long.pdf"
+    r = run_esign(
+        "issue", "--template", "residence", "--data", str(data_file), "-o", str(out),
+        "--key", str(pki.agency_seal_p12("UBEG")), "--passfile", str(pki.password_file),
+        "--tsa", "http://127.0.0.1:9/", "--no-registry", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.code == 4, r.out + r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert "wider than the value column" in r.err and "Registered address" in r.err
+    assert not out.exists() and not list(tmp_path.glob("*.pdf*"))
