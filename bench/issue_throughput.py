@@ -24,7 +24,7 @@ from esign.batch import BatchSettings, KeySpec, build_issuer, run_batch
 from esign.issue import document_id
 from esign.pdfio import write_atomic
 from esign.registry import DocumentStatus, IssuedDocument, subject_digest
-from esign.render import SealBlock, render_certificate
+from esign.render import SealBlock, render_certificate, render_certificate_fpdf
 from esign.template import parse_data
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "data" / "residence.json"
@@ -154,6 +154,13 @@ def versus_signing(pki: testpki.TestPki, n: int, rounds: int) -> None:
                 SealBlock(url=issuer.seal_signer.url(issuer.base_url, issuer.claims(first)),
                           address="verify.example.mn", code="ABCDE-FGHIJ"),
             )  # fmt: skip
+            seal = SealBlock(url="HTTP://127.0.0.1/V/" + "A" * 300, address="x", code="ABCDE-FGHIJ")
+            for name, render in (("fpdf2 (before)", render_certificate_fpdf),
+                                 ("compiled", render_certificate)):  # fmt: skip
+                start = time.perf_counter()
+                for data in docs[:30]:
+                    render(template, data, seal)
+                print(f"render {name:<15} {(time.perf_counter() - start) / 30 * 1000:6.2f} ms/doc")
             issue_rates, sign_rates = [], []
             for r in range(rounds):
                 start = time.perf_counter()
