@@ -12,12 +12,15 @@ const OID_ORG_ID = "2.5.4.97";
 const KU_DIGITAL_SIGNATURE = 1;
 const KU_KEY_CERT_SIGN = 32;
 
-// RFC 5280 section 4.2 (all of it), OCSP no-check and qcStatements.
+// Exactly the list of qr-seal.md section 4.3 step 4: AKI, SKI, key usage, certificate
+// policies, policy mappings, SAN, basic constraints, name constraints, policy constraints,
+// EKU, CRL distribution points, inhibitAnyPolicy, freshest CRL, AIA, OCSP no-check,
+// qcStatements. (issuerAltName, subjectDirectoryAttributes and subjectInfoAccess, also in
+// RFC 5280 section 4.2, are not listed: critical, they fail; SPEC-GAPS.md 2.)
 const RECOGNISED = new Set([
-  "2.5.29.35", "2.5.29.14", "2.5.29.15", "2.5.29.32", "2.5.29.33", "2.5.29.17", "2.5.29.18",
-  "2.5.29.9", "2.5.29.19", "2.5.29.30", "2.5.29.36", "2.5.29.37", "2.5.29.31", "2.5.29.54",
-  "2.5.29.46", "1.3.6.1.5.5.7.1.1", "1.3.6.1.5.5.7.1.11", "1.3.6.1.5.5.7.48.1.5",
-  "1.3.6.1.5.5.7.1.3",
+  "2.5.29.35", "2.5.29.14", "2.5.29.15", "2.5.29.32", "2.5.29.33", "2.5.29.17", "2.5.29.19",
+  "2.5.29.30", "2.5.29.36", "2.5.29.37", "2.5.29.31", "2.5.29.54", "2.5.29.46",
+  "1.3.6.1.5.5.7.1.1", "1.3.6.1.5.5.7.48.1.5", "1.3.6.1.5.5.7.1.3",
 ]);
 // State crypto policy (section 4.4): signature algorithm OIDs.
 const ALLOWED_SIG = new Set([
@@ -40,8 +43,8 @@ export class Cert {
     this.x = new x509.X509Certificate(this.der);
     this.node = new crypto.X509Certificate(this.der);
     const asn = this.x.asn; // @peculiar/asn1-x509 Certificate
-    this.subjectDer = Buffer.from(this.x.subjectName.toArrayBuffer());
-    this.issuerDer = Buffer.from(this.x.issuerName.toArrayBuffer());
+    this.subjectKey = nameKey(this.x.subjectName);
+    this.issuerKey = nameKey(this.x.issuerName);
     this.sigOid = asn.signatureAlgorithm.algorithm;
     this.sigAlg = this.x.signatureAlgorithm;
     this.notBefore = this.x.notBefore.getTime();
@@ -56,7 +59,7 @@ export class Cert {
   }
 
   get selfIssued() {
-    return this.subjectDer.equals(this.issuerDer);
+    return this.subjectKey === this.issuerKey;
   }
 
   /** Does `issuer`'s key verify this certificate's signature? */
@@ -88,6 +91,29 @@ export class Cert {
     const d = this.publicKey.asymmetricKeyDetails;
     return this.publicKey.asymmetricKeyType === "ec" && d.namedCurve === "prime256v1";
   }
+}
+
+/** RFC 5280 section 7.1 name comparison, approximated: attribute values compared after
+ * RFC 4518-style preparation (Unicode whatever the string type, NFKC, case folded,
+ * white space runs collapsed and trimmed); RDNs in order, the AVAs of an RDN as a set. */
+function prep(value) {
+  return value
+    .normalize("NFKC")
+    .toUpperCase()
+    .toLowerCase()
+    .replace(/[\u00ad\u200b-\u200d\u2060\ufeff]/gu, "")
+    .replace(/\s+/gu, " ")
+    .trim();
+}
+
+function nameKey(name) {
+  return JSON.stringify(
+    name.toJSON().map((rdn) =>
+      Object.entries(rdn)
+        .flatMap(([type, values]) => values.map((v) => `${type}=${prep(v)}`))
+        .sort(),
+    ),
+  );
 }
 
 function derLength(buf, pos) {
@@ -146,11 +172,6 @@ export function loadCerts(paths) {
   return out;
 }
 
-export function isCA(c) {
-  const bc = c.ext("2.5.29.19");
-  return Boolean(bc && bc.ca);
-}
-
 /** All paths [C0, C1, ..., Cn, anchor]: names chain and every signature verifies. */
 function buildPaths(leaf, cas, anchors) {
   const paths = [];
@@ -158,12 +179,12 @@ function buildPaths(leaf, cas, anchors) {
     const last = path[path.length - 1];
     if (path.length > 10) return;
     for (const a of anchors) {
-      if (last.issuerDer.equals(a.subjectDer) && last.signedBy(a)) paths.push([...path, a]);
+      if (last.issuerKey === a.subjectKey && last.signedBy(a)) paths.push([...path, a]);
     }
     for (const c of cas) {
       if (path.some((p) => p.der.equals(c.der))) continue;
       if (anchors.some((a) => a.der.equals(c.der))) continue;
-      if (last.issuerDer.equals(c.subjectDer) && last.signedBy(c)) walk([...path, c]);
+      if (last.issuerKey === c.subjectKey && last.signedBy(c)) walk([...path, c]);
     }
   };
   walk([leaf]);

@@ -1,6 +1,6 @@
 // Seal verification (docs/qr-seal.md section 8; with a list, docs/trust-list.md section 6).
 import crypto from "node:crypto";
-import { OID_SEAL_EKU, PathError, agencyOf, isCA, validate } from "./pki.js";
+import { OID_SEAL_EKU, PathError, agencyOf, validate } from "./pki.js";
 import { claimsForReport, decodeSeal, sigStructure } from "./seal.js";
 import { ListRefused, checkList, withdrawnHash } from "./trustlist.js";
 import { FormatError } from "./url.js";
@@ -99,7 +99,9 @@ function verifyPublished(seal, { anchors, intermediates, sealCerts, at }) {
   }
   const cert = candidates.find((c) => es256Verifies(c, seal));
   if (!cert) throw new Verdict("TOTAL-FAILED", "SIG_CRYPTO_FAILURE", "the signature does not verify");
-  const cas = [...intermediates, ...sealCerts.filter(isCA)];
+  // Every published certificate is a candidate issuer; the CA constraints then judge it
+  // (a non-CA in the seal folder is CHAIN_CONSTRAINTS_FAILURE, not "no path"; SPEC-GAPS.md 7).
+  const cas = [...intermediates, ...sealCerts];
   judgeCertificate(cert, cas, anchors, at, seal.claims);
   judgeDates(seal.claims, at);
 }
