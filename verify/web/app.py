@@ -50,7 +50,7 @@ from ..sealcheck import apply_registry
 from ..sealdate import judge_at_recorded_issue
 from .config import Client, ServerConfig
 from .gate import Gate
-from .ops import InFlight, Metrics, Observe, access_logger, run_checks, timed
+from .ops import InFlight, Metrics, Observe, access_log, run_checks, timed
 from .trustlistfile import TrustListFile
 from .uploads import WORKER_NICE, ClientGone, UploadLane, UploadsBusy
 
@@ -299,7 +299,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.add_middleware(Gate, config=config)
     app.add_middleware(
-        Observe, metrics=metrics, routes=app.router.routes, log=access_logger(config.access_log)
+        Observe, metrics=metrics, routes=app.router.routes, stream=access_log(config.access_log)
     )
 
     # The cryptographic verdict depends on the payload and the day (expiry) only, so it is

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,7 +35,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ACCESS_LOGGER = "esign.access"
+_PID = os.getpid()  # the process serving: uvicorn's workers import this module each
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REJECTED = frozenset({413, 429, 503})
 # Signing takes a TSA round trip; most requests end well within a second.
@@ -152,12 +152,10 @@ def route_template(routes: list[BaseRoute], scope: Scope) -> str:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", None)
-        if not isinstance(fields, dict):
-            fields = {
-                "time": _now(), "event": "log", "level": record.levelname,
-                "logger": record.name, "message": record.getMessage(), "pid": os.getpid(),
-            }  # fmt: skip
+        fields = {
+            "time": _now(), "event": "log", "level": record.levelname, "logger": record.name,
+            "message": record.getMessage(), "pid": os.getpid(),
+        }  # fmt: skip
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -170,18 +168,13 @@ def _json_to_stderr(log: logging.Logger, level: int = logging.NOTSET) -> None:
         log.addHandler(handler)
 
 
-def access_logger(enabled: bool) -> logging.Logger:
-    """The JSON access logger, writing one line per request to stderr (once per process).
-    The server's own warnings (registry down, a key that cannot load, signings cut at
-    shutdown) go there too, as JSON lines: the command line silences the root logger."""
+def access_log(enabled: bool) -> TextIO | None:
+    """Where the access log goes: stderr, one JSON line per request, or nowhere. The server's
+    own warnings (registry down, a key that cannot load, signings cut at shutdown) go to stderr
+    as JSON lines too: the command line silences the root logger, which dropped them."""
     for name in ("verify", "esign"):  # handlers only: the loggers' own levels stay as set
         _json_to_stderr(logging.getLogger(name), logging.WARNING)
-    log = logging.getLogger(ACCESS_LOGGER)
-    log.propagate = False
-    if enabled:
-        _json_to_stderr(log)
-    log.setLevel(logging.INFO if enabled else logging.CRITICAL + 1)
-    return log
+    return sys.stderr if enabled else None
 
 
 def _now() -> str:
@@ -193,19 +186,20 @@ class Observe:
     and writes its access-log line. It wraps the gate too, so refusals (413, 429) are seen."""
 
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute], log: logging.Logger
+        self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute], stream: TextIO | None
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
-        self.log = log
+        # Written directly, on the event loop: a logging record per request cost more than
+        # the rest of this middleware together.
+        self.stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        route = route_template(self.routes, scope)
         status = 500
         sent = 0
 
@@ -221,19 +215,24 @@ class Observe:
             await self.app(scope, receive, observed_send)
         finally:
             elapsed = time.perf_counter() - started
+            # The router notes the route it chose in the scope; only what never reached it
+            # (refused by the gate, or no route at all) is matched here.
+            chosen = getattr(scope.get("route"), "path", None)
+            route = chosen if isinstance(chosen, str) else route_template(self.routes, scope)
             method = str(scope["method"])
             m = self.metrics
             m.requests.labels(method, route, str(status)).inc()
             m.latency.labels(method, route).observe(elapsed)
             if status in REJECTED:
                 m.rejections.labels(route, str(status)).inc()
-            if self.log.isEnabledFor(logging.INFO):
+            if self.stream is not None:
                 fields = {
                     "time": _now(), "event": "request", "method": method, "route": route,
                     "status": status, "ms": round(elapsed * 1000, 1), "bytes": sent,
-                    "pid": os.getpid(),
+                    "pid": _PID,
                 }  # fmt: skip
-                self.log.info("request", extra={"fields": fields})
+                with contextlib.suppress(OSError, ValueError):  # a closed stderr loses a line
+                    self.stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
 
 
 Check = Callable[[], str]
