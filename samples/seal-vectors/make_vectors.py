@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = Path(__file__).resolve().parent
@@ -102,6 +103,10 @@ class CertSpec:
     organization: str = ORG
     forged_by: str | None = None
     eku_critical: bool = False
+    issuer_name_variant: str | None = None
+    """``upper``: the issuer's name with its CN upper-cased; ``printable``: the issuer's name with
+    its attributes as PrintableString instead of UTF8String (both still match, RFC 5280 §7.1)."""
+    critical_issuer_alt_name: bool = False
     unknown_critical: bool = False
     """Add a critical extension no verifier knows (a private OID)."""
     """Sign with this key instead of the issuer's (names and key identifiers still the issuer's)."""
@@ -365,6 +370,43 @@ CERTS += (
         eku=(ExtendedKeyUsageOID.EMAIL_PROTECTION, SEAL_EKU, DOCUMENT_SIGNING),
     ),
 )
+CERTS += (
+    CertSpec(
+        "seal-critical-ian",
+        "УБЕГ тамга, critical issuerAltName",
+        "seal",
+        "intermediate",
+        38,
+        critical_issuer_alt_name=True,
+    ),
+    CertSpec(
+        "seal-issuer-upper",
+        "УБЕГ тамга, issuer том үсгээр",
+        "seal",
+        "intermediate",
+        39,
+        issuer_name_variant="upper",
+    ),
+    CertSpec(
+        "seal-issuer-printable",
+        "УБЕГ тамга, issuer PrintableString",
+        "seal",
+        "intermediate",
+        40,
+        issuer_name_variant="printable",
+    ),
+    CertSpec(
+        "root-pathlen-0",
+        "Test Vector Root",
+        "root",
+        None,
+        41,
+        path_len=0,
+        not_after=datetime(2125, 1, 1, tzinfo=UTC),
+        organization=_PKI_ORG,
+        **_CA,
+    ),
+)
 RSA_KEYS = {"weak-intermediate": 1024}
 P384_KEYS = {"seal-p384"}
 UNKNOWN_EXTENSION = x509.ObjectIdentifier("2.25.187697793891391668806884730963693754825.99")
@@ -400,6 +442,21 @@ def _name(spec: CertSpec) -> x509.Name:
     return x509.Name(attrs)
 
 
+def _issuer_name(spec: CertSpec, issuer: x509.Certificate) -> x509.Name:
+    if spec.issuer_name_variant is None:
+        return issuer.subject
+    attrs = []
+    for attr in issuer.subject:
+        value = str(attr.value)
+        if spec.issuer_name_variant == "upper" and attr.oid == NameOID.COMMON_NAME:
+            attrs.append(x509.NameAttribute(attr.oid, value.upper()))
+        elif spec.issuer_name_variant == "printable":
+            attrs.append(x509.NameAttribute(attr.oid, value, _type=_ASN1Type.PrintableString))
+        else:
+            attrs.append(attr)
+    return x509.Name(attrs)
+
+
 def _key_usage(usage: frozenset[str]) -> x509.KeyUsage:
     flags = (
         "digital_signature",
@@ -421,7 +478,7 @@ def _cert(spec: CertSpec, key: Any, issuer: x509.Certificate | None, issuer_key:
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(spec))
-        .issuer_name(_name(spec) if issuer is None else issuer.subject)
+        .issuer_name(_name(spec) if issuer is None else _issuer_name(spec, issuer))
         .public_key(key.public_key())
         .serial_number(spec.serial)
         .not_valid_before(spec.not_before)
@@ -437,6 +494,10 @@ def _cert(spec: CertSpec, key: Any, issuer: x509.Certificate | None, issuer_key:
     if spec.eku is not None:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage(list(spec.eku)), critical=spec.eku_critical
+        )
+    if spec.critical_issuer_alt_name:
+        builder = builder.add_extension(
+            x509.IssuerAlternativeName([x509.DNSName("ca.example.mn")]), critical=True
         )
     if spec.unknown_critical:
         builder = builder.add_extension(
@@ -1631,6 +1692,40 @@ def _more_vectors(m: Maker) -> None:
         "id-kp-documentSigning: other purposes beside the seal's are allowed.",
         OK,
         signer="seal-more-ekus",
+    )
+
+    m.add(
+        "critical-issuer-alt-name",
+        "chain",
+        "The seal certificate has a critical issuer "
+        "alternative name (2.5.29.18), which is not among the recognised extensions.",
+        CONSTRAINTS,
+        signer="seal-critical-ian",
+    )
+    m.add(
+        "issuer-name-case",
+        "chain",
+        "The seal certificate names its issuer with the CN in "
+        "upper case ('TEST VECTOR ISSUING CA'): names match case-insensitively.",
+        OK,
+        signer="seal-issuer-upper",
+    )
+    m.add(
+        "issuer-name-printable",
+        "chain",
+        "The seal certificate names its issuer with "
+        "PrintableString attributes where the CA's subject has UTF8String: names match "
+        "whatever the string type.",
+        OK,
+        signer="seal-issuer-printable",
+    )
+    m.add(
+        "anchor-pathlen-not-applied",
+        "chain",
+        "The trust anchor has pathLenConstraint 0 and "
+        "the path has one intermediate: an anchor's own constraints are not applied.",
+        OK,
+        anchors=("root-pathlen-0",),
     )
 
 
