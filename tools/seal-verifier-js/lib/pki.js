@@ -15,12 +15,12 @@ const KU_KEY_CERT_SIGN = 32;
 // Exactly the list of qr-seal.md section 4.3 step 4: AKI, SKI, key usage, certificate
 // policies, policy mappings, SAN, basic constraints, name constraints, policy constraints,
 // EKU, CRL distribution points, inhibitAnyPolicy, freshest CRL, AIA, OCSP no-check,
-// qcStatements. (issuerAltName, subjectDirectoryAttributes and subjectInfoAccess, also in
-// RFC 5280 section 4.2, are not listed: critical, they fail; SPEC-GAPS.md 2.)
+// qcStatements, AA controls. (issuerAltName, subjectDirectoryAttributes and
+// subjectInfoAccess, also in RFC 5280 section 4.2, are not listed: critical, they fail.)
 const RECOGNISED = new Set([
   "2.5.29.35", "2.5.29.14", "2.5.29.15", "2.5.29.32", "2.5.29.33", "2.5.29.17", "2.5.29.19",
   "2.5.29.30", "2.5.29.36", "2.5.29.37", "2.5.29.31", "2.5.29.54", "2.5.29.46",
-  "1.3.6.1.5.5.7.1.1", "1.3.6.1.5.5.7.48.1.5", "1.3.6.1.5.5.7.1.3",
+  "1.3.6.1.5.5.7.1.1", "1.3.6.1.5.5.7.48.1.5", "1.3.6.1.5.5.7.1.3", "1.3.6.1.5.5.7.1.6",
 ]);
 // State crypto policy (section 4.4): signature algorithm OIDs.
 const ALLOWED_SIG = new Set([
