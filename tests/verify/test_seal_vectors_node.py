@@ -43,10 +43,8 @@ def node() -> str:
     exe = shutil.which("node")
     npm = shutil.which("npm")
     assert exe and npm, "node and npm are needed for the independent seal verifier"
-    if (
-        not (TOOL / "node_modules" / "cbor2").is_dir()
-        or not (TOOL / "node_modules" / "@peculiar" / "x509").is_dir()
-    ):
+    deps = json.loads((TOOL / "package.json").read_text(encoding="utf-8"))["dependencies"]
+    if not all((TOOL / "node_modules" / name / "package.json").is_file() for name in deps):
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--silent"],
             cwd=TOOL,
