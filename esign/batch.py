@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import EsignError, InputError
-from .template import Template, load_template, parse_data
+from .template import DocumentData, Template, load_template, parse_data
+
+if TYPE_CHECKING:
+    from .issue import Issued
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class BatchSummary:
     def rate(self) -> float:
         return self.issued / self.seconds if self.seconds > 0 else 0.0
 
+
+CHUNK = 16
+"""Lines issued per registry transaction pair: 16 fsync'd commits become 2 (chunk of a batch)."""
 
 _worker: Any = None
 _worker_reissue = False
@@ -112,29 +118,43 @@ def _init_worker(settings: BatchSettings) -> None:
     _worker_reissue = settings.reissue
 
 
-def _issue_one(task: tuple[int, dict[str, Any], str]) -> dict[str, Any]:
-    line_no, raw, out_name = task
+def _issue_chunk(tasks: list[tuple[int, dict[str, Any], str]]) -> list[dict[str, Any]]:
+    """Issue a chunk of lines with :meth:`CertificateIssuer.issue_many`: two registry commits
+    for the chunk, not two per document."""
+    results: dict[int, dict[str, Any]] = {}
+    good: list[tuple[int, DocumentData, Path]] = []
+    for line_no, raw, out_name in tasks:
+        try:
+            good.append(
+                (line_no, parse_data(raw, _worker.template, f"line {line_no}"), Path(out_name))
+            )
+        except EsignError as e:
+            results[line_no] = {"line": line_no, "status": "failed", "error": e.message}
+    # Skipped ids (file and record present) never get here. A recorded id (another run issued
+    # it, or its file was lost) is refused unless the batch runs with --reissue.
+    issued = _worker.issue_many([(data, out) for _, data, out in good], reissue=_worker_reissue)
+    for (line_no, _, _), outcome in zip(good, issued, strict=True):
+        results[line_no] = _result(line_no, outcome)
+    return [results[line_no] for line_no, _, _ in tasks]
+
+
+def _result(line_no: int, outcome: Issued | EsignError) -> dict[str, Any]:
     from .registry import DuplicateDocument
 
-    try:
-        data = parse_data(raw, _worker.template, f"line {line_no}")
-        # Skipped ids (file and record present) never get here. A recorded id (another run
-        # issued it, or its file was lost) is refused unless the batch runs with --reissue.
-        issued = _worker.issue_to(data, Path(out_name), reissue=_worker_reissue)
-    except DuplicateDocument as e:
-        lost = not _worker_reissue and not e.document.pending
+    if isinstance(outcome, DuplicateDocument):
+        lost = not _worker_reissue and not outcome.document.pending
         hint = "; --reissue re-issues a lost file" if lost else ""
-        error = f"line {line_no}: already issued: {e.message}{hint}"
-        return {"line": line_no, "status": "failed", "id": e.document.id, "error": error}
-    except EsignError as e:
-        return {"line": line_no, "status": "failed", "error": e.message}
+        error = f"line {line_no}: already issued: {outcome.message}{hint}"
+        return {"line": line_no, "status": "failed", "id": outcome.document.id, "error": error}
+    if isinstance(outcome, EsignError):
+        return {"line": line_no, "status": "failed", "error": outcome.message}
     return {
         "line": line_no,
         "status": "issued",
-        "id": issued.id,
-        "number": issued.number,
-        "file": str(issued.path),
-        "sha256": issued.pdf_sha256,
+        "id": outcome.id,
+        "number": outcome.number,
+        "file": str(outcome.path),
+        "sha256": outcome.pdf_sha256,
     }
 
 
@@ -200,15 +220,20 @@ def run_batch(
         # line, not make a worker pool respawn failing initialisers.
         build_issuer(settings).close()
         workers = max(1, min(settings.workers, len(todo)))
+        # Chunks of up to CHUNK lines, so that the registry commits once per chunk (twice, in
+        # fact: reservations, then completions), yet every worker gets a share of a short batch.
+        size = max(1, min(CHUNK, -(-len(todo) // workers)))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
-            for result in pool.imap_unordered(_issue_one, todo, chunksize=4):
-                if result["status"] == "issued":
-                    summary.issued += 1
-                else:
-                    summary.failed += 1
-                summary.results.append(result)
-                on_result(result)
+            for results in pool.imap_unordered(_issue_chunk, chunks):
+                for result in results:
+                    if result["status"] == "issued":
+                        summary.issued += 1
+                    else:
+                        summary.failed += 1
+                    summary.results.append(result)
+                    on_result(result)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -12,13 +12,14 @@ import glob
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import EsignError
 from .pades import DocumentSigner
 from .render import SealBlock, render_certificate
 from .seal import SealClaims, SealSigner, check_issuer, fields_digest
@@ -132,6 +133,98 @@ class CertificateIssuer:
                 tmp.unlink(missing_ok=True)
                 raise
         return Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
+
+    def issue_many(
+        self,
+        items: Sequence[tuple[DocumentData, Path]],
+        *,
+        reissue: bool = False,
+        by: str | None = None,
+    ) -> list[Issued | EsignError]:
+        """:meth:`issue_to` for a chunk of a batch, one result (or error) per item, with two
+        registry commits for the whole chunk instead of two per document (each commit waits
+        for the disk): the numbers are reserved together before any is signed, and the signed
+        digests with their audit entries are committed together before any file is renamed
+        into place. A document that fails is released; the others go on."""
+        registry = self.registry
+        if registry is None:
+            return [self._try_issue(data, out, reissue) for data, out in items]
+        from .registry import DuplicateDocument
+
+        client = by or self.operator
+        results: dict[int, Issued | EsignError] = {}
+        held: dict[int, Reservation] = {}
+        temps: dict[int, tuple[Path, Issued]] = {}
+        kept: set[int] = set()  # completed in the registry: not released
+        docs = [
+            self._document(data, document_id(self.template.issuer_code, data.number), by)
+            for data, _ in items
+        ]
+        try:
+            for i, first in enumerate(registry.reserve_many(docs)):
+                claim: Reservation | EsignError = first
+                if isinstance(first, DuplicateDocument) and reissue and not items[i][1].exists():
+                    claim = self._claim_reissue(docs[i])
+                if isinstance(claim, EsignError):
+                    results[i] = claim
+                else:
+                    held[i] = claim
+            for i, reservation in held.items():
+                data, out = items[i]
+                try:
+                    if reservation.taken_over is not None:
+                        _remove_parts(out)
+                    signed, issued = self.render_signed(data)
+                    temps[i] = (_write_temp(out, signed), issued)
+                except EsignError as e:
+                    results[i] = e
+            order = list(temps)
+            stored: Sequence[IssuedDocument | EsignError]
+            try:
+                stored = registry.complete_many(
+                    [(held[i], temps[i][1].pdf_sha256) for i in order],
+                    client=client,
+                    key_name=self.key_name,
+                )
+            except EsignError as e:
+                stored = [e] * len(order)
+            for i, record in zip(order, stored, strict=True):
+                tmp, issued = temps.pop(i)
+                if isinstance(record, EsignError):
+                    tmp.unlink(missing_ok=True)
+                    results[i] = record
+                    continue
+                kept.add(i)
+                out = items[i][1]
+                os.replace(tmp, out)
+                results[i] = Issued(issued.id, issued.number, issued.url, issued.pdf_sha256, out)
+        finally:
+            for tmp, _ in temps.values():
+                tmp.unlink(missing_ok=True)
+            with suppress(EsignError):  # an unreleased number is taken over by --reissue
+                registry.release_many(r for i, r in held.items() if i not in kept)
+        return [results[i] for i in range(len(items))]
+
+    def _try_issue(self, data: DocumentData, out: Path, reissue: bool) -> Issued | EsignError:
+        try:
+            return self.issue_to(data, out, reissue=reissue)
+        except EsignError as e:
+            return e
+
+    def _claim_reissue(self, doc: IssuedDocument) -> Reservation | EsignError:
+        """A lost file's number or an interrupted reservation, claimed as :meth:`_reserved`
+        does with ``reissue``: a number released meanwhile is reserved afresh."""
+        from .registry import UnknownDocument
+
+        registry = self.registry
+        assert registry is not None
+        try:
+            try:
+                return registry.reserve_reissue(doc.id, doc.subject_digest, doc.fields_digest)
+            except UnknownDocument:
+                return registry.reserve(doc)
+        except EsignError as e:
+            return e
 
     def issue_bytes(self, data: DocumentData, *, by: str | None = None) -> tuple[bytes, Issued]:
         """The signed certificate, reserved before signing and recorded (with its audit entry)

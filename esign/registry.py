@@ -415,26 +415,32 @@ class Registry:
             )
         return [_from_row(row) for row in rows]
 
+    def reserve_many(self, docs: Sequence[IssuedDocument]) -> list[Reservation | DuplicateDocument]:
+        """:meth:`reserve` for a chunk of a batch in ONE transaction (one durable commit instead
+        of one per document); a number already recorded or reserved is returned as its
+        :class:`DuplicateDocument` in its place, not raised, and the others are reserved. Rows
+        are claimed in id order, so two overlapping batches wait for each other, never
+        deadlock."""
+        for doc in docs:
+            if doc.status is not DocumentStatus.ACTIVE:
+                raise UsageError(f"document {doc.id}: only active documents are reserved")
+        out: dict[int, Reservation | DuplicateDocument] = {}
+        with self._backend.transaction(write=True) as tx:
+            for i in sorted(range(len(docs)), key=lambda k: docs[k].id):
+                out[i] = _reserve_in(tx, docs[i])
+        return [out[i] for i in range(len(docs))]
+
     def reserve(self, doc: IssuedDocument) -> Reservation:
         """Claim ``doc.id`` before its PDF is signed, so that one issuer among concurrent ones
         signs it. Raises :class:`DuplicateDocument` if the id is recorded or reserved.
         :meth:`complete` or :meth:`release` the reservation afterwards."""
         if doc.status is not DocumentStatus.ACTIVE:
             raise UsageError(f"document {doc.id}: only active documents are reserved")
-        token = _reservation_token()
-        stored = replace(doc, pdf_sha256=_RESERVED_SHA256, created_at=doc.created_at or _now())
         with self._backend.transaction(write=True) as tx:
-            inserted = tx.rows(
-                f"INSERT INTO esign_documents ({_COLUMNS}, reserved_by, reserved_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                (*_to_row(stored), token, _now()),
-            )
-            if not inserted:
-                existing = _get(tx, doc.id)
-                assert existing is not None, "a conflicting id must be readable"
-                raise DuplicateDocument(existing)
-        return Reservation(doc.id, token)
+            result = _reserve_in(tx, doc)
+        if isinstance(result, DuplicateDocument):
+            raise result
+        return result
 
     def reserve_reissue(
         self,
@@ -508,46 +514,56 @@ class Registry:
         """Point a reserved document at its signed file and return it as stored. With
         ``client``, the audit entry ("issue" or "reissue") is written in the same transaction:
         one entry per document signed, never one without the other."""
-        doc_id = reservation.doc_id
-        if not _HEX64.fullmatch(pdf_sha256) or pdf_sha256 == _RESERVED_SHA256:
-            raise UsageError(f"document {doc_id}: pdf_sha256 is not a document digest")
+        _check_digest(reservation.doc_id, pdf_sha256)
         with self._backend.transaction(write=True) as tx:
-            rows = tx.rows(
-                "UPDATE esign_documents SET pdf_sha256 = ?, reserved_by = NULL, "
-                f"reserved_at = NULL WHERE id = ? AND reserved_by = ? RETURNING {_COLUMNS}",
-                (pdf_sha256, doc_id, reservation.token),
-            )
-            if rows and client is not None:
-                _audit(
-                    tx,
-                    client=client,
-                    action="reissue" if reservation.reissue else "issue",
-                    key_name=key_name,
-                    document_sha256=pdf_sha256,
-                    document_id=doc_id,
-                    detail=reservation.taken_over,
-                )
-            doc = _from_row(rows[0]) if rows else _get(tx, doc_id)
-        if doc is None:
-            raise UnknownDocument(doc_id)
-        if not rows:
-            raise StatusConflict(f"document {doc_id} is no longer reserved for this issuer", doc)
-        return doc
+            result = _complete_in(tx, reservation, pdf_sha256, client, key_name)
+        if isinstance(result, RegistryError):
+            raise result
+        return result
+
+    def complete_many(
+        self,
+        signed: Sequence[tuple[Reservation, str]],
+        *,
+        client: str | None = None,
+        key_name: str = "",
+    ) -> list[IssuedDocument | RegistryError]:
+        """:meth:`complete` for a chunk of a batch in ONE transaction: every document's digest
+        and audit entry are committed together, durably, before the caller renames any of
+        their files into place. A reservation no longer held is returned as its error in its
+        place (that document is not issued), not raised."""
+        for reservation, digest in signed:
+            _check_digest(reservation.doc_id, digest)
+        out: dict[int, IssuedDocument | RegistryError] = {}
+        with self._backend.transaction(write=True) as tx:
+            for i in sorted(range(len(signed)), key=lambda k: signed[k][0].doc_id):
+                reservation, digest = signed[i]
+                out[i] = _complete_in(tx, reservation, digest, client, key_name)
+        return [out[i] for i in range(len(signed))]
 
     def release(self, reservation: Reservation) -> None:
         """Give up a reservation whose PDF was not written: forget a number never issued, or
         leave a re-issued document pointing at its previous file. A reservation taken over by
         someone else meanwhile is not touched."""
+        self.release_many([reservation])
+
+    def release_many(self, reservations: Iterable[Reservation]) -> None:
+        """:meth:`release` for several reservations, in one transaction."""
+        held = sorted(reservations, key=lambda r: r.doc_id)
+        if not held:
+            return
         with self._backend.transaction(write=True) as tx:
-            tx.rows(
-                "DELETE FROM esign_documents WHERE id = ? AND reserved_by = ? AND pdf_sha256 = ?",
-                (reservation.doc_id, reservation.token, _RESERVED_SHA256),
-            )
-            tx.rows(
-                "UPDATE esign_documents SET reserved_by = NULL, reserved_at = NULL "
-                "WHERE id = ? AND reserved_by = ?",
-                (reservation.doc_id, reservation.token),
-            )
+            for reservation in held:
+                tx.rows(
+                    "DELETE FROM esign_documents "
+                    "WHERE id = ? AND reserved_by = ? AND pdf_sha256 = ?",
+                    (reservation.doc_id, reservation.token, _RESERVED_SHA256),
+                )
+                tx.rows(
+                    "UPDATE esign_documents SET reserved_by = NULL, reserved_at = NULL "
+                    "WHERE id = ? AND reserved_by = ?",
+                    (reservation.doc_id, reservation.token),
+                )
 
     def audit(
         self,
@@ -858,6 +874,57 @@ def _audit(
         "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (_now(), client, action, key_name, document_sha256, document_id, detail),
     )
+
+
+def _reserve_in(tx: _Tx, doc: IssuedDocument) -> Reservation | DuplicateDocument:
+    """Claim ``doc.id`` inside ``tx``: its reservation, or the record that holds the id."""
+    token = _reservation_token()
+    stored = replace(doc, pdf_sha256=_RESERVED_SHA256, created_at=doc.created_at or _now())
+    inserted = tx.rows(
+        f"INSERT INTO esign_documents ({_COLUMNS}, reserved_by, reserved_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
+        (*_to_row(stored), token, _now()),
+    )
+    if inserted:
+        return Reservation(doc.id, token)
+    existing = _get(tx, doc.id)
+    assert existing is not None, "a conflicting id must be readable"
+    return DuplicateDocument(existing)
+
+
+def _check_digest(doc_id: str, pdf_sha256: str) -> None:
+    if not _HEX64.fullmatch(pdf_sha256) or pdf_sha256 == _RESERVED_SHA256:
+        raise UsageError(f"document {doc_id}: pdf_sha256 is not a document digest")
+
+
+def _complete_in(
+    tx: _Tx, reservation: Reservation, pdf_sha256: str, client: str | None, key_name: str
+) -> IssuedDocument | RegistryError:
+    """Point a reserved document at its signed file inside ``tx``, with its audit entry in the
+    same transaction; the error instead when the reservation is no longer held."""
+    doc_id = reservation.doc_id
+    rows = tx.rows(
+        "UPDATE esign_documents SET pdf_sha256 = ?, reserved_by = NULL, "
+        f"reserved_at = NULL WHERE id = ? AND reserved_by = ? RETURNING {_COLUMNS}",
+        (pdf_sha256, doc_id, reservation.token),
+    )
+    if rows and client is not None:
+        _audit(
+            tx,
+            client=client,
+            action="reissue" if reservation.reissue else "issue",
+            key_name=key_name,
+            document_sha256=pdf_sha256,
+            document_id=doc_id,
+            detail=reservation.taken_over,
+        )
+    if rows:
+        return _from_row(rows[0])
+    doc = _get(tx, doc_id)
+    if doc is None:
+        return UnknownDocument(doc_id)
+    return StatusConflict(f"document {doc_id} is no longer reserved for this issuer", doc)
 
 
 def _reservation_token() -> str:

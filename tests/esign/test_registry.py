@@ -30,6 +30,7 @@ from esign.registry import (
     IssuedDocument,
     Registry,
     RegistryUnavailable,
+    Reservation,
     StatusConflict,
     UnknownDocument,
     open_registry,
@@ -631,3 +632,34 @@ def test_audit_log_is_append_only(registry: Registry) -> None:
         with pytest.raises(Exception, match="append-only"), backend.transaction(write=True) as tx:
             tx.rows(statement)
     assert registry.audit_entries()[0]["client"] == "agency-a"
+
+
+def test_a_batch_chunk_is_reserved_and_completed_in_one_transaction_each(
+    registry: Registry,
+) -> None:
+    """reserve_many/complete_many (issue 13): a number already held comes back as its refusal
+    in its place and the rest are reserved; completed documents get one audit entry each; a
+    reservation no longer held is refused in its place; release_many forgets the unsigned."""
+    registry.record(_doc("C-2", pdf_sha256="a" * 64))
+    claims = registry.reserve_many([_doc("C-3"), _doc("C-2"), _doc("C-1"), _doc("C-4")])
+    assert isinstance(claims[1], DuplicateDocument) and claims[1].document.id == "C-2"
+    held = [c for c in claims if isinstance(c, Reservation)]
+    assert [r.doc_id for r in held] == ["C-3", "C-1", "C-4"]
+    assert all(registry.get(r.doc_id).pending for r in held)  # type: ignore[union-attr]
+    again = registry.reserve_many([_doc("C-1")])
+    assert isinstance(again[0], DuplicateDocument) and again[0].document.pending
+    registry.release_many([held[2]])
+    assert registry.get("C-4") is None
+    stale = Reservation("C-1", "someone else")
+    done = registry.complete_many(
+        [(held[0], "b" * 64), (stale, "c" * 64), (held[1], "d" * 64)],
+        client="cli:op@host",
+        key_name="seal",
+    )
+    assert isinstance(done[0], IssuedDocument) and done[0].pdf_sha256 == "b" * 64
+    assert isinstance(done[1], StatusConflict)
+    assert isinstance(done[2], IssuedDocument) and done[2].pdf_sha256 == "d" * 64
+    entries = sorted(
+        (e["document_id"], e["action"], e["document_sha256"]) for e in registry.audit_entries()
+    )
+    assert entries == [("C-1", "issue", "d" * 64), ("C-3", "issue", "b" * 64)]
