@@ -64,8 +64,8 @@ class BatchSummary:
         return self.issued / self.seconds if self.seconds > 0 else 0.0
 
 
-CHUNK = 16
-"""Lines issued per registry transaction pair: 16 fsync'd commits become 2 (chunk of a batch)."""
+CHUNK = 32
+"""Lines issued per registry transaction pair: 32 fsync'd commits become 2 (chunk of a batch)."""
 
 _worker: Any = None
 _worker_reissue = False
