@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from pyhanko_certvalidator.errors import (
     RevokedError,
     ValidationError,
 )
+from pyhanko_certvalidator.fetchers.api import Fetchers
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from .errors import CertificateRefused, EsignError, ServiceError, SigningError, UsageError
@@ -77,6 +79,9 @@ class SignOptions:
     trust_roots: tuple[x509.Certificate, ...] = ()
     """Extra trust anchors for B-LT/B-LTA path building (self-signed chain certs count too)."""
     tsa_timeout: float = 10.0
+    revinfo_reuse_seconds: float = 300.0
+    """B-LT/B-LTA: how long the OCSP responses and CRLs fetched for one document are embedded
+    in the next ones (never past a response's nextUpdate). 0 fetches for every document."""
 
     def __post_init__(self) -> None:
         if self.md_algorithm not in ("sha256", "sha384", "sha512"):
@@ -100,6 +105,7 @@ class DocumentSigner:
         self.key = key
         self.options = options
         self._checked = False
+        self._fetchers: tuple[float, Fetchers] | None = None
         cert_bytes = sum(len(c.dump()) for c in [key.signing_cert, *key.chain])
         self._reserve = _BASE_RESERVE + cert_bytes
         self._timestamper = None
@@ -110,7 +116,7 @@ class DocumentSigner:
             )
             self._reserve += _TIMESTAMP_RESERVE
 
-    def _validation_context(self, fetch: bool) -> ValidationContext:
+    def _validation_context(self, fetch: bool, batch: bool = False) -> ValidationContext:
         chain = self.key.chain
         roots = [c for c in chain if c.self_signed == "maybe" or c.self_signed == "yes"]
         roots += list(self.options.trust_roots)
@@ -121,8 +127,36 @@ class DocumentSigner:
             revocation_mode="hard-fail"
             if self.options.level.embeds_validation_data
             else "soft-fail",
-            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.options.tsa_timeout),
+            fetcher_backend=None if batch else self._backend(),
+            fetchers=self._batch_fetchers() if batch else None,
         )
+
+    def _backend(self) -> RequestsFetcherBackend:
+        return RequestsFetcherBackend(per_request_timeout=self.options.tsa_timeout)
+
+    def _batch_fetchers(self) -> Fetchers:
+        """Fetchers whose caches outlive one document, renewed after ``revinfo_reuse_seconds``
+        or a minute before a cached OCSP response's nextUpdate.
+
+        Why: a batch of a month's statements would otherwise fetch a new OCSP response and CRL per
+        document, all saying the same thing; sharing them loads the agency's responder once per
+        window instead of once per citizen, and lets a verifier of the batch check each response
+        once (verify/pathcache.py keys by content, so only identical bytes are shared).
+        """
+        now = time.monotonic()
+        if self._fetchers is not None:
+            started, fetchers = self._fetchers
+            soon = datetime.now(UTC) + timedelta(seconds=60)
+            expiring = any(
+                (r.get("next_update") or soon) < soon
+                for response in fetchers.ocsp_fetcher.fetched_responses()
+                for r in response.basic_ocsp_response["tbs_response_data"]["responses"].native
+            )
+            if now - started < self.options.revinfo_reuse_seconds and not expiring:
+                return fetchers
+        fetchers = self._backend().get_fetchers()
+        self._fetchers = (now, fetchers)
+        return fetchers
 
     def check_certificate(self, moment: datetime | None = None) -> None:
         """Refuse an expired, not-yet-valid or revoked signing certificate (done once)."""
@@ -153,7 +187,9 @@ class DocumentSigner:
             embed_validation_info=opts.level.embeds_validation_data,
             use_pades_lta=opts.level is PadesLevel.B_LTA,
             validation_context=(
-                self._validation_context(fetch=True) if opts.level.embeds_validation_data else None
+                self._validation_context(fetch=True, batch=True)
+                if opts.level.embeds_validation_data
+                else None
             ),
         )
         return signers.PdfSigner(meta, self.key.signer, timestamper=self._timestamper)

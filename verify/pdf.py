@@ -62,6 +62,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
+from . import pathcache
 from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
@@ -424,6 +425,8 @@ class Verifier:
             # pyHanko's rules plus the changes the standards allow (verify/diffpolicy.py)
             diff_policy=ESIGN_DIFF_POLICY,
         )
+        # one agency's path, OCSP responses and CRLs validated once per run (verify/pathcache.py)
+        self.path_cache = pathcache.PathCache((self._trust_manager, self._crypto))
 
     def _document_fetch(self) -> DocumentFetch | None:
         """The fetcher shared by every signature and timestamp of one document (one cache, one
@@ -464,7 +467,8 @@ class Verifier:
         mode = "online" if self.options.online else "offline"
         timing = self._timing()
         try:
-            return await self._averify(data, name, timing, mode)
+            with pathcache.using(self.path_cache):
+                return await self._averify(data, name, timing, mode)
         except MemoryError:
             pass  # leave the handler first: its traceback holds everything the reading built
         gc.collect()  # that garbage is cyclic (reader <-> references); free it before answering

@@ -1,5 +1,6 @@
 """A folder verified by the batch path (worker processes, all busy, each with its own warm
-verifier and shared name table) gets, file for file, the report one-by-one verification gives:
+verifier, shared name table and path cache) gets, file for file, the report one-by-one
+verification gives (a verifier per file, nothing shared):
 on the whole attack corpus (tests/verify/corpus.py), offline and online, at one validation
 time, and through the CLI."""
 
@@ -54,8 +55,13 @@ def test_batch_reports_equal_one_by_one_on_the_corpus(
 ) -> None:
     options = VerifyOptions(online=online, at=_moment())
     paths = [corpus[c.name] for c in CASES]
-    verifier = Verifier(_trust(pki), options)
-    alone = [_comparable(to_json(verifier.verify_file(p))) for p in paths]
+    # one by one: a verifier per file, so nothing is shared between documents
+    alone = [_comparable(to_json(Verifier(_trust(pki), options).verify_file(p))) for p in paths]
+    # one verifier for the corpus, both ways round: its path cache (verify/pathcache.py) warm
+    for order in (paths, paths[::-1]):
+        shared = Verifier(_trust(pki), options)
+        reports = {p: _comparable(to_json(shared.verify_file(p))) for p in order}
+        assert [reports[p] for p in paths] == alone
     with BatchVerifier(_trust(pki), options, workers=2) as batch:
         assert batch.workers == 2
         together = list(batch.verify_files(paths))
@@ -83,3 +89,93 @@ def test_cli_folder_lines_equal_one_file_runs(
     for expected in lines:
         one = run_esign("verify", expected["file"], *at, "--json")
         assert _comparable(one.out) == _comparable(json.dumps(expected)), expected["file"]
+
+
+def _same_named_forgery(genuine: Any, folder: Path) -> tuple[Path, Path]:
+    """A key and a certificate that copies the genuine seal certificate's subject, issuer,
+    serial number, validity and extensions (key identifiers included), signed by a key of our
+    own: equal to the genuine one by every name, different in content."""
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    real = cx509.load_der_x509_certificate(genuine.dump())
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        cx509.CertificateBuilder()
+        .subject_name(real.subject)
+        .issuer_name(real.issuer)
+        .serial_number(real.serial_number)
+        .not_valid_before(real.not_valid_before_utc)
+        .not_valid_after(real.not_valid_after_utc)
+        .public_key(key.public_key())
+    )
+    for ext in real.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    forged = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    key_path, cert_path = folder / "forged.key.pem", folder / "forged.cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(forged.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_a_same_named_certificate_gets_its_own_verdict_not_the_cached_one(
+    pki: testpki.TestPki, services: PkiServices, tmp_path: Path
+) -> None:
+    """Validations are cached by content (verify/pathcache.py): a B-LT batch from one signer
+    shares its path and revocation data (the signer reuses them, esign/pades.py), and a
+    document whose certificate has the genuine one's names, serial number and key identifiers,
+    carrying the genuine documents' OCSP response and CRLs, is still judged on its own."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation.ades import _dss_to_local_knowledge
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    from esign.keysource import load_key
+    from esign.pades import DocumentSigner, PadesLevel, SignOptions
+
+    base = (REPO / "samples" / "certificate.pdf").read_bytes()
+    seal = load_key(str(pki.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode())
+    genuine = DocumentSigner(seal, SignOptions(level=PadesLevel.B_LT, tsa_url=pki.tsa_url("mn-ec")))
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"genuine-{i}.pdf")
+        files[-1].write_bytes(genuine.sign_bytes(base + f"\n% item {i}\n".encode()))
+    key_path, cert_path = _same_named_forgery(seal.signing_cert, tmp_path)
+    rogue = DocumentSigner(
+        load_key(str(key_path), cert=cert_path),
+        SignOptions(level=PadesLevel.B_T, tsa_url=pki.tsa_url("mn-ec"), check_certificate=False),
+    )
+    forged = rogue.sign_bytes(base + b"\n% forged\n")
+    dss = _dss_to_local_knowledge(PdfFileReader(BytesIO(files[0].read_bytes())))
+    signature = PdfFileReader(BytesIO(forged)).embedded_signatures[0]
+    out = BytesIO(forged)
+    DocumentSecurityStore.add_dss(
+        out,
+        signature.pkcs7_content,
+        certs=list(dss.known_certs),
+        ocsps=[o.ocsp_response_data for o in dss.known_ocsps],
+        crls=[c.crl_data for c in dss.known_crls],
+    )
+    files.append(tmp_path / "forged.pdf")
+    files[-1].write_bytes(out.getvalue())
+    options = VerifyOptions(online=False, at=_moment())
+
+    def fresh(path: Path) -> dict[str, Any]:
+        return _comparable(to_json(Verifier(_trust(pki), options).verify_file(path)))
+
+    alone = {p: fresh(p) for p in files}
+    assert [alone[p]["indication"] for p in files[:3]] == ["TOTAL-PASSED"] * 3
+    assert alone[files[3]]["indication"] != "TOTAL-PASSED", alone[files[3]]
+    for order in (files, files[::-1], [files[0], files[3], files[1], files[3]]):
+        verifier = Verifier(_trust(pki), options)
+        for path in order:
+            assert _comparable(to_json(verifier.verify_file(path))) == alone[path], path.name
+        assert verifier.path_cache.hits > 0, "the genuine documents share their validations"
