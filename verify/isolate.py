@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import math
@@ -35,6 +36,7 @@ import struct
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -407,6 +409,12 @@ class BatchVerifier:
     ):
         self._runner = asyncio.Runner()
         self.workers = workers or batch_workers()
+        options = options or VerifyOptions()
+        if options.at is None and options.run_moment is None and not options.online:
+            # Offline, one "now" for the whole run: every report states the same validation
+            # time, and the workers' path caches (verify/pathcache.py, keyed by time) serve the
+            # batch. Not online: a response fetched later in the run would postdate that "now".
+            options = dataclasses.replace(options, run_moment=datetime.now(UTC))
         self._isolated = IsolatedVerifier(trust, options, workers=self.workers, **limits)
 
     def verify_file(self, path: Path) -> DocumentReport:

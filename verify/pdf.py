@@ -109,6 +109,10 @@ class VerifyOptions:
     password: bytes | None = None
     """The user (or owner) password of an encrypted PDF; the empty user password is always
     tried, as every PDF reader does."""
+    run_moment: datetime | None = None
+    """Without ``at``: judge every file as of this one "now" (a folder run's start) instead of
+    each file's own, so a batch's validations share their time and the path cache can reuse
+    them. Still validation "now" (not point-in-time): only the clock reading is shared."""
 
 
 def _signer(cert: x509.Certificate) -> Signer:
@@ -451,6 +455,11 @@ class Verifier:
 
     def _timing(self) -> ValidationTimingInfo:
         at = self.options.at
+        if at is None and self.options.run_moment is not None:
+            now = self.options.run_moment
+            return ValidationTimingInfo(
+                validation_time=now, best_signature_time=now, point_in_time_validation=False
+            )
         if at is None:
             return ValidationTimingInfo.now()
         return ValidationTimingInfo(

@@ -19,7 +19,7 @@ from esign import testpki
 from esign.services import PkiServices
 from tests.helpers import REPO, run_esign
 from tests.verify.corpus import CASES, build_corpus
-from verify import TrustConfig, Verifier, VerifyOptions
+from verify import DocumentReport, TrustConfig, Verifier, VerifyOptions
 from verify.isolate import BatchVerifier
 from verify.render import to_json
 
@@ -71,6 +71,24 @@ def test_batch_reports_equal_one_by_one_on_the_corpus(
         assert _comparable(to_json(report)) == expected, path.name
     verdicts = {r["indication"] for r in alone}
     assert {"TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"} <= verdicts, verdicts
+
+
+def test_an_offline_folder_run_is_judged_as_of_its_start(
+    pki: testpki.TestPki, corpus: dict[str, Path]
+) -> None:
+    """Without --at, an offline folder run validates every file at one "now" (so the workers'
+    path caches are keyed by one time), each report equal to a lone verifier's at that now."""
+    paths = [corpus[c.name] for c in CASES]
+    with BatchVerifier(_trust(pki), VerifyOptions(online=False), workers=2) as batch:
+        together = list(batch.verify_files(paths))
+    reports = [r for _, r in together if isinstance(r, DocumentReport)]
+    assert len(reports) == len(paths)
+    moments = {r.validation_time for r in reports}
+    assert len(moments) == 1, moments
+    options = VerifyOptions(online=False, run_moment=moments.pop())
+    for path, report in zip(paths, reports, strict=True):
+        alone = Verifier(_trust(pki), options).verify_file(path)
+        assert _comparable(to_json(report)) == _comparable(to_json(alone)), path.name
 
 
 def test_cli_folder_lines_equal_one_file_runs(
