@@ -187,7 +187,7 @@ def _reference_verdict(case: dict[str, Any]) -> str:
 
 @pytest.mark.slow
 def test_node_and_reference_verifiers_agree_beyond_the_vectors(node: str, tmp_path: Path) -> None:
-    """77 cases the vectors do not cover (signed claim sets, signed trust lists, crafted seal
+    """80 cases the vectors do not cover (signed claim sets, signed trust lists, crafted seal
     certificates, certificate folders; tools/seal-verifier-js/differential.mjs): the two
     verifiers, one written from the documents alone, give the same verdict on each."""
     made = subprocess.run(

@@ -152,6 +152,12 @@ for (const [name, bytes] of Object.entries(listCases)) {
   add({ name: `trust-list/${name}`, input: valid.input, at: valid.validation_time, intermediates: [], seal_certificates: [], trust_list: file });
 }
 
+// withdrawn documents whose seal is also expired or not yet valid: REVOKED all the same
+const withdrawnVector = JSON.parse(fs.readFileSync(path.join(V, "125-list-document-withdrawn.json"), "utf8"));
+for (const [name, over] of [["withdrawn-and-expired", { 5: u(20780), 6: u(20781) }], ["withdrawn-and-not-yet-valid", { 5: u(20790), 6: null }], ["not-withdrawn-expired", { 4: t("ОСХ-2026-000124"), 5: u(20780), 6: u(20781) }]]) {
+  add({ name: `trust-list/${name}`, input: sealUrl(claims(over), sealKid), at: withdrawnVector.validation_time, intermediates: [], seal_certificates: [], trust_list: path.join(V, withdrawnVector.trust_list) });
+}
+
 // --- 3. seal certificates issued with the vector CA keys
 const importKey = (f) => subtle.importKey("pkcs8", crypto.createPrivateKey(fs.readFileSync(pki(f))).export({ type: "pkcs8", format: "der" }), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
 const interKey = await importKey("intermediate.key.pem");
