@@ -22,7 +22,6 @@ from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
-from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -104,7 +103,7 @@ def main() -> None:
         # pyHanko as shipped: without the faster hex reader and the shared table of prepared
         # X.509 names that importing `verify` installs
         generic.read_hex_string_from_stream = _fasthex.original()
-        asn1_x509.NameTypeAndValue.prepped_value = _namecache.original()
+        _namecache.uninstall()
         theirs = rate(plain, args.seconds)
         _fasthex.install()
         _namecache.install()

@@ -65,3 +65,17 @@ def test_equality_and_hashable_unchanged_for_folded_variants() -> None:
     assert _fresh(names[0]) != _fresh(names[5])
     folded = x509.Name.build({"common_name": TEXTS[3]})
     assert _fresh(x509.Name.build({"common_name": TEXTS[2]})) == _fresh(folded)
+
+
+def test_remembered_name_equality_is_asn1cryptos() -> None:
+    """Name.__eq__ is kept per pair of encodings: asked twice, in both orders, about fresh
+    copies, it answers what asn1crypto's own comparison answers."""
+    names = [x509.Name.build({"common_name": t, "country_name": "MN"}) for t in TEXTS]
+    for a in names:
+        for b in names:
+            expected = _namecache._original_eq(_fresh(a), _fresh(b))
+            for _ in range(2):
+                assert (_fresh(a) == _fresh(b)) is expected
+                assert (_fresh(b) == _fresh(a)) is expected
+                assert (_fresh(a) != _fresh(b)) is not expected
+    assert names[0] != "not a name"
