@@ -1083,6 +1083,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     the process leaves at once: tearing down the interpreter's hundreds of pyHanko, asn1crypto
     and aiohttp modules took ~0.1 s of a one-file `esign verify`.
     """
+    from esign import codecache
+
+    codecache.install()  # before pyHanko's ~130 dataclasses are defined
     _quiet_libraries()
     code = _run(argv)
     try:
@@ -1090,6 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         code = 141
+    codecache.save()
     if os.environ.get("ESIGN_DEBUG"):
         sys.exit(code)
     os._exit(code)

@@ -86,7 +86,41 @@ def _defer_aiohttp_fetchers() -> None:
     module.__dict__["AIOHttpFetcherBackend"] = AIOHttpFetcherBackend
 
 
+LAZY_MODULES = (
+    # pyhanko.pdf_utils.crypt.pubkey: `from ...serialization import pkcs12`, called only to
+    # open a PKCS#12 file that decrypts a public-key encrypted PDF; it loads cryptography.x509
+    # (~12 ms), which verification never uses.
+    "cryptography.hazmat.primitives.serialization.pkcs12",
+    # pyhanko.pdf_utils.metadata.info: `import tzlocal`, called only to stamp a document being
+    # written (~3 ms with zoneinfo).
+    "tzlocal",
+)
+"""Modules imported whole (``import m``, ``from package import m``) by code that calls into them
+only when writing or decrypting, and whose import registers nothing: they load on first use."""
+
+
+def defer_module(name: str) -> None:
+    """Register module ``name`` so that it executes on the first access to a name it defines
+    (as :func:`defer_package_init`; importlib's LazyLoader would not do: the next ``import``
+    statement of the module reads its ``__spec__`` and so loads it); a no-op if it is already
+    imported or not installed."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    _run_init_on_demand(module, spec.loader)
+
+
 def install() -> None:
-    """Defer pyHanko's signing side and aiohttp for this process (call before importing verify)."""
+    """Defer pyHanko's signing side, aiohttp and :data:`LAZY_MODULES` for this process (call
+    before importing verify)."""
     defer_package_init("pyhanko.sign")
     _defer_aiohttp_fetchers()
+    for name in LAZY_MODULES:
+        defer_module(name)

@@ -90,3 +90,51 @@ def test_one_shot_reports_equal_the_batch_workers_reports(
             report.pop(volatile, None)
             expected.pop(volatile, None)
         assert report == expected
+
+
+def test_one_file_offline_loads_no_pkcs12_x509_or_local_time_zone(signed: dict[str, Path]) -> None:
+    """Modules imported whole but only called to decrypt or write a PDF load on first use,
+    which a verification never makes (esign.lazyimports.LAZY_MODULES)."""
+    r = run_esign("verify", str(signed["B-LT"]), "--trust", str(signed["trust"]), "--offline",
+                  env={"PYTHONPROFILEIMPORTTIME": "1"})  # fmt: skip
+    assert r.code == 0 and "(TOTAL-PASSED)" in r.out, r.out + r.err[-2000:]
+    imported = _imports(r.err)
+    assert "pyhanko.pdf_utils.crypt.pubkey" in imported, "the trace must show what was loaded"
+    assert not imported & {
+        "cryptography.hazmat.primitives.serialization.pkcs12",
+        "cryptography.x509",
+        "tzlocal",
+    }
+
+
+def test_dataclass_code_cache_is_written_once_and_changes_no_report(
+    signed: dict[str, Path], tmp_path: Path
+) -> None:
+    """The compiled dataclass methods kept in the user's cache folder (esign.codecache): the
+    first run writes the file, later runs read it and reach the same report; a damaged file
+    is compiled over, and nothing is written under PYTHONDONTWRITEBYTECODE."""
+    cache = tmp_path / "cache"
+    moment = (datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)).isoformat()
+    args = ("verify", str(signed["B-LT"]), "--trust", str(signed["trust"]), "--offline",
+            "--json", "--at", moment)  # fmt: skip
+
+    def run(**env: str) -> dict[str, object]:
+        r = run_esign(*args, env={"XDG_CACHE_HOME": str(cache), **env})
+        assert r.code == 0 and "Traceback" not in r.err, r.out + r.err[-2000:]
+        report: dict[str, object] = json.loads(r.out)
+        for volatile in ("elapsed_ms", "verified_at"):
+            report.pop(volatile, None)
+        return report
+
+    first = run(PYTHONDONTWRITEBYTECODE="1")
+    assert not cache.exists(), "written under PYTHONDONTWRITEBYTECODE"
+    assert run(PYTHONDONTWRITEBYTECODE="") == first
+    files = list((cache / "esign").glob("dataclass-code-*.marshal"))
+    assert len(files) == 1 and files[0].stat().st_size > 10_000
+    assert files[0].stat().st_mode & 0o077 == 0, "owner-only, like the data folder"
+    written = files[0].stat().st_mtime_ns
+    assert run(PYTHONDONTWRITEBYTECODE="") == first
+    assert files[0].stat().st_mtime_ns == written, "nothing new compiled: not rewritten"
+    files[0].write_bytes(b"\x00damaged")
+    assert run(PYTHONDONTWRITEBYTECODE="") == first
+    assert files[0].stat().st_size > 10_000, "a damaged file is replaced"
