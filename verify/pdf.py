@@ -431,6 +431,8 @@ class Verifier:
         )
         # one agency's path, OCSP responses and CRLs validated once per run (verify/pathcache.py)
         self.path_cache = pathcache.PathCache((self._trust_manager, self._crypto))
+        self._parsed: dict[tuple[str, bytes], Any] = {}
+        self._parsed_bytes = 0
 
     def _document_fetch(self) -> DocumentFetch | None:
         """The fetcher shared by every signature and timestamp of one document (one cache, one
@@ -822,12 +824,39 @@ class Verifier:
             raw_digest=sig.compute_digest(),
         )
 
+    def _shared(self, dss: LocalKnowledge) -> LocalKnowledge:
+        """The DSS's certificates, OCSP responses and CRLs as the objects this verifier already
+        parsed from the same bytes (a batch's documents carry the same ones): what asn1crypto
+        and pyhanko-certvalidator derive from them (names, key identifiers, the responder
+        certificates inside a response) is then derived once per run. Keyed by type and DER."""
+        same = self._parsed
+
+        def one(obj: Any) -> Any:
+            key = (type(obj).__name__, obj.dump())
+            found = same.get(key)
+            if found is None:
+                if self._parsed_bytes > _SHARED_BYTES:
+                    same.clear()  # a batch meets a few; a stream of strangers' files, many
+                    self._parsed_bytes = 0
+                same[key] = found = obj
+                self._parsed_bytes += len(key[1])
+            return found
+
+        return LocalKnowledge(
+            known_certs=[one(c) for c in dss.known_certs],
+            known_ocsps=[
+                dataclasses.replace(o, ocsp_response_data=one(o.ocsp_response_data))
+                for o in dss.known_ocsps
+            ],
+            known_crls=[dataclasses.replace(c, crl_data=one(c.crl_data)) for c in dss.known_crls],
+        )
+
     def _with_dss(
         self, sig: EmbeddedPdfSignature, spec: PdfSignatureValidationSpec
     ) -> SignatureValidationSpec:
         base = spec.signature_validation_spec
         # pyHanko keeps DSS ingestion private; its LTA process uses this same helper.
-        dss = _dss_to_local_knowledge(sig.reader)
+        dss = self._shared(_dss_to_local_knowledge(sig.reader))
         known = base.local_knowledge
         return dataclasses.replace(
             base,
@@ -837,6 +866,10 @@ class Verifier:
                 known_certs=known.known_certs + dss.known_certs,
             ),
         )
+
+
+_SHARED_BYTES = 16 * 2**20
+"""DER kept by Verifier._shared before it starts over (a national CA's CRL may be megabytes)."""
 
 
 # What missing revocation data looks like in an AdES result (pyHanko reports "no revocation
