@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import EsignError
+from .errors import EsignError, RegistryError
 from .pades import DocumentSigner
 from .render import SealBlock, render_certificate
 from .seal import SealClaims, SealSigner, check_issuer, fields_digest
@@ -186,8 +186,13 @@ class CertificateIssuer:
                     client=client,
                     key_name=self.key_name,
                 )
-            except EsignError as e:
-                stored = [e] * len(order)
+            except Exception as e:  # the database's own refusal too (e.g. a trigger aborts)
+                refused = (
+                    e
+                    if isinstance(e, EsignError)
+                    else RegistryError(f"the registry did not record the signed documents: {e}")
+                )
+                stored = [refused] * len(order)
             for i, record in zip(order, stored, strict=True):
                 tmp, issued = temps.pop(i)
                 if isinstance(record, EsignError):

@@ -156,6 +156,40 @@ def _start_batch(
     )  # fmt: skip
 
 
+def test_a_batch_whose_completions_are_refused_leaves_no_pdf_and_no_record(
+    pki: testpki.TestPki, services: PkiServices, registry_url: str, tmp_path: Path
+) -> None:
+    """The batch path completes a chunk of documents in one transaction (issue 13): when the
+    registry refuses it, none of the chunk's signed files is renamed into place, and the
+    reservations are released."""
+    with open_registry(registry_url):
+        pass
+    if registry_url.startswith("sqlite:"):
+        _raw_execute(
+            registry_url,
+            "CREATE TRIGGER refuse BEFORE UPDATE ON esign_documents "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+    else:
+        _raw_execute(
+            registry_url,
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse BEFORE UPDATE ON esign_documents "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+    proc = _start_batch(pki, tmp_path / "a", registry_url, [1, 2, 3, 4, 5])
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    issued = [line for line in out.splitlines() if json.loads(line)["status"] == "issued"]
+    assert proc.returncode != 0 and not issued, out + err
+    folder = tmp_path / "a" / "out"
+    assert list(folder.glob("*.pdf")) == [] and list(folder.glob(".*.part")) == []
+    with open_registry(registry_url) as registry:
+        ids = [document_id("UBEG", number(i)) for i in range(1, 6)]
+        assert registry.issued_ids(ids) == set(), "reservations released"
+
+
 def test_overlapping_batches_issue_each_number_once(
     pki: testpki.TestPki, services: PkiServices, registry_url: str, tmp_path: Path
 ) -> None:
