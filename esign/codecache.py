@@ -26,11 +26,13 @@ from types import CodeType
 from typing import Any
 
 CACHE_ENV = "XDG_CACHE_HOME"
-MAX_ENTRIES = 20_000
-"""More texts than any esign command compiles: past this the file is not rewritten."""
+MAX_ENTRIES = 5_000
+"""Texts kept (~1 KiB each; a one-file verify compiles ~730): past this, as the dataclasses of
+edited or upgraded code pile up, the file is rewritten with only what this run used."""
 
 _EXPECTED = ("name", "args", "body", "globals", "locals", "return_type")
 _codes: dict[str, CodeType] = {}
+_used: set[str] = set()
 _state = {"installed": False, "new": False}
 
 
@@ -73,6 +75,7 @@ def _create_fn(
         f"  {b}" for b in body
     )
     text = f"def __create_fn__({', '.join(locals.keys())}):\n{text}\n return {name}"
+    _used.add(text)
     code = _codes.get(text)
     if not isinstance(code, CodeType):
         code = _codes[text] = compile(text, "<string>", "exec")
@@ -99,8 +102,9 @@ def install() -> None:
 def save() -> None:
     """Write what was compiled in this process beside what was cached (atomically, owner-only);
     any failure (read-only home, full disk) is ignored: the cache is only for speed."""
-    if not _state["new"] or sys.dont_write_bytecode or len(_codes) > MAX_ENTRIES:
+    if not _state["new"] or sys.dont_write_bytecode:
         return
+    kept = _codes if len(_codes) <= MAX_ENTRIES else {t: _codes[t] for t in _used if t in _codes}
     import tempfile
 
     target = cache_file()
@@ -109,7 +113,7 @@ def save() -> None:
         fd, name = tempfile.mkstemp(prefix=".dataclass-code.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(marshal.dumps(_codes))
+                f.write(marshal.dumps(kept))
             os.replace(name, target)
         except BaseException:
             Path(name).unlink(missing_ok=True)

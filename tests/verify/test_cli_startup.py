@@ -6,6 +6,7 @@ on stderr, the exit code and the JSON report."""
 from __future__ import annotations
 
 import json
+import marshal
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -138,3 +139,23 @@ def test_dataclass_code_cache_is_written_once_and_changes_no_report(
     files[0].write_bytes(b"\x00damaged")
     assert run(PYTHONDONTWRITEBYTECODE="") == first
     assert files[0].stat().st_size > 10_000, "a damaged file is replaced"
+
+
+def test_dataclass_code_cache_does_not_grow_without_bound(
+    signed: dict[str, Path], tmp_path: Path
+) -> None:
+    """Texts of dataclasses no run defines any more (edited or upgraded code) are dropped once
+    the file holds more than esign.codecache.MAX_ENTRIES."""
+    cache = tmp_path / "cache"
+    r = run_esign("verify", str(signed["B-LT"]), "--trust", str(signed["trust"]), "--offline",
+                  env={"XDG_CACHE_HOME": str(cache), "PYTHONDONTWRITEBYTECODE": ""})  # fmt: skip
+    assert r.code == 0, r.out + r.err[-2000:]
+    (path,) = (cache / "esign").glob("dataclass-code-*.marshal")
+    used = marshal.loads(path.read_bytes())
+    stale = {f"def __create_fn__():\n def old_{i}(self):\n  return {i}\n return old_{i}": i
+             for i in range(6000)}  # fmt: skip
+    path.write_bytes(marshal.dumps({t: compile(t, "<string>", "exec") for t in stale}))
+    r = run_esign("verify", str(signed["B-LT"]), "--trust", str(signed["trust"]), "--offline",
+                  env={"XDG_CACHE_HOME": str(cache), "PYTHONDONTWRITEBYTECODE": ""})  # fmt: skip
+    assert r.code == 0 and "(TOTAL-PASSED)" in r.out, r.out + r.err[-2000:]
+    assert set(marshal.loads(path.read_bytes())) == set(used)
