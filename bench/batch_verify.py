@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
-from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -104,7 +103,7 @@ def main() -> None:
         anchors = list(load_cert_paths([pki.trust_dir]))
         others = list(load_cert_paths([pki.intermediates_dir]))
         # pyHanko as shipped: without what importing `verify` installs
-        generic.read_hex_string_from_stream = _fasthex.original()
+        _fasthex.uninstall()
         _namecache.uninstall()
         start = time.perf_counter()
         plain = []

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
-from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -105,7 +104,7 @@ def main() -> None:
 
         # pyHanko as shipped: without the faster hex reader and the shared table of prepared
         # X.509 names that importing `verify` installs
-        generic.read_hex_string_from_stream = _fasthex.original()
+        _fasthex.uninstall()
         _namecache.uninstall()
         theirs = rate(plain, args.seconds)
         _fasthex.install()
