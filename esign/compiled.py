@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Literal
@@ -50,12 +50,13 @@ _RANGES = (
 )
 REPERTOIRE = frozenset(chr(c) for lo, hi in _RANGES for c in range(lo, hi + 1))
 """Characters a compiled template can draw; anything else is rendered by fpdf2."""
+_REPERTOIRE_NL = REPERTOIRE | {"\n"}
 
 
 def covers(texts: Iterable[str], *, newlines: bool = True) -> bool:
     """Whether every character of ``texts`` is in the fixed subset (and "\\n" where allowed)."""
-    allowed = REPERTOIRE | {"\n"} if newlines else REPERTOIRE
-    return all(set(t) <= allowed for t in texts)
+    allowed = _REPERTOIRE_NL if newlines else REPERTOIRE
+    return all(allowed.issuperset(t) for t in texts)
 
 
 def _pdf_string(text: str) -> str:
@@ -74,6 +75,18 @@ class Face:
     widths: dict[str, int]
     codes: dict[str, str]  # character -> 4 hex digits (CID = glyph id in the embedded subset)
     space_code: str
+
+    @cached_property
+    def table(self) -> dict[int, str]:
+        """``codes`` for ``str.translate``: a text's glyph codes in one call."""
+        return {ord(c): code for c, code in self.codes.items()}
+
+    def hex(self, text: str) -> str:
+        """The glyph codes of ``text``; KeyError for a character the subset lacks."""
+        out = text.translate(self.table)
+        if len(out) != 4 * len(text):
+            raise KeyError(next(c for c in text if c not in self.codes))
+        return out
 
 
 @dataclass(frozen=True)
@@ -450,16 +463,15 @@ class Canvas:
             sl = [f"BT {(self.x + dx) * k:.2f} {baseline * k:.2f} Td"]
             if self._text is not None:
                 sl.append(f"{self._text} rg")
-            codes = face.codes
             if ws:
                 adj = f"{-(ws * k) * 1000 / size_pt:.3f}"
                 words = line.text.split(_SPACE)
-                parts = [f"<{''.join(codes[c] for c in words[0])}>"]
+                parts = [f"<{face.hex(words[0])}>"]
                 sp = face.space_code
-                parts += [f"{adj}<{sp}{''.join(codes[c] for c in wd)}>" for wd in words[1:]]
+                parts += [f"{adj}<{sp}{face.hex(wd)}>" for wd in words[1:]]
                 sl.append(f"[{' '.join(parts)}] TJ")
             else:
-                sl.append(f"<{''.join(codes[c] for c in line.text)}> Tj")
+                sl.append(f"<{face.hex(line.text)}> Tj")
             sl.append("ET")
             s = " ".join(sl)
             self._ops.append(f"q {s} Q" if self._text is not None else s)
@@ -482,7 +494,7 @@ class Canvas:
     ) -> None:
         face = self._face
         assert face is not None
-        units = sum(face.widths[c] for c in text)
+        units = sum(map(face.widths.__getitem__, text))
         line = _Line(text, units, 0, False, False) if text else None
         self._render(line, w, h, align, new_x, new_y)
 

@@ -51,14 +51,17 @@ def qr_rows(text: str) -> list[bytes]:
 
 
 _DARK_RUN = re.compile(b"\x00+")
-_RUN_OPS: dict[tuple[int, int], str] = {}  # (start, end) of a run -> its rectangle, row-relative
 
 
-def _run_op(span: tuple[int, int]) -> str:
-    op = _RUN_OPS.get(span)
-    if op is None:
-        op = _RUN_OPS[span] = f"{span[0]} 0 {span[1] - span[0]} -1 re"
-    return op
+class _RunOps(dict[tuple[int, int], str]):
+    """(start, end) of a run -> its rectangle, row-relative; a hit is a plain dict lookup."""
+
+    def __missing__(self, span: tuple[int, int]) -> str:
+        op = self[span] = f"{span[0]} 0 {span[1] - span[0]} -1 re"
+        return op
+
+
+_RUN_OPS = _RunOps()
 
 
 def _draw_qr(pdf: Surface, rows: list[bytes], x: float, y: float, size: float) -> None:
@@ -74,7 +77,7 @@ def _draw_qr(pdf: Surface, rows: list[bytes], x: float, y: float, size: float) -
     head = f"q 0 g {module:.5f} 0 0 {module:.5f} {x * k:.3f} {(pdf.h - y) * k:.3f} cm"
     ops = [head]
     for row in rows:
-        runs = [_run_op(m.span()) for m in _DARK_RUN.finditer(row)]
+        runs = [_RUN_OPS[m.span()] for m in _DARK_RUN.finditer(row)]
         ops.append(f"{' '.join(runs)} f 1 0 0 1 0 -1 cm" if runs else "1 0 0 1 0 -1 cm")
     ops.append("Q")
     pdf._out("\n".join(ops))
