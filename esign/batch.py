@@ -4,8 +4,10 @@ Each worker opens the keys and the registry once. A document whose output file e
 a registry is used) whose id is recorded is skipped, so an interrupted batch continues where it
 stopped without issuing anything twice. Each number is reserved in the registry before it is
 signed, so overlapping batches issue it once; a recorded number whose file is missing is
-reported "already issued" unless ``reissue`` is set. Every input line yields one result line; a
-failure is reported and the batch goes on.
+reported "already issued" unless ``reissue`` is set. Workers issue chunks of :data:`CHUNK`
+lines: a chunk's numbers are reserved in one transaction and its signed documents recorded
+(with their audit entries) in one, before any of its files is renamed into place. Every input
+line yields one result line; a failure is reported and the batch goes on.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ exactly one audit entry naming the operator (user@host) who ran it."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -311,3 +312,73 @@ def test_an_interrupted_issue_is_taken_over_only_by_an_explicit_audited_reissue(
         assert code != 0 and "already in the registry" in text, text
     with open_registry(registry_url) as registry:
         assert len([e for e in registry.audit_entries() if e["document_id"] == doc_id]) == 1
+
+
+def test_a_killed_batch_leaves_its_chunks_reserved_for_an_explicit_reissue(
+    pki: testpki.TestPki, services: PkiServices, registry_url: str, tmp_path: Path
+) -> None:
+    """A batch killed while its workers sign (the timestamp service never answers) leaves the
+    numbers of their chunks reserved, none issued: a plain rerun is refused for them, a rerun
+    with --reissue takes each over, audited, and each number ends up issued once (issue 13)."""
+    with open_registry(registry_url):
+        pass
+    folder = tmp_path / "run"
+    folder.mkdir()
+    jsonl = folder / "batch.jsonl"
+    jsonl.write_text("".join(data_line(i) + "\n" for i in range(1, 6)), encoding="utf-8")
+    ids = [document_id("UBEG", number(i)) for i in range(1, 6)]
+
+    def batch(*extra: str, tsa: str | None = None) -> list[str]:
+        return [
+            sys.executable, "-m", "cli", "issue", "--template", "residence", "--batch",
+            str(jsonl), "--out-dir", str(folder / "out"), "--workers", "2",
+            *key_args(pki, tsa), "--registry", registry_url, *extra,
+        ]  # fmt: skip
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with socket.socket() as hanging_tsa:
+        hanging_tsa.bind(("127.0.0.1", 0))
+        hanging_tsa.listen(8)  # accepts connections, never answers
+        tsa = f"http://127.0.0.1:{hanging_tsa.getsockname()[1]}/tsa"
+        proc = subprocess.Popen(batch(tsa=tsa), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=folder, env=env,
+                                start_new_session=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with open_registry(registry_url) as registry:
+                    held = [d for d in map(registry.get, ids) if d is not None]
+                if len(held) == len(ids):
+                    break
+                assert proc.poll() is None, "the batch ended before signing"
+                time.sleep(0.2)
+            assert len(held) == len(ids) and all(d.pending for d in held), held
+        finally:
+            os.killpg(proc.pid, 9)  # the batch and its workers
+            proc.wait()
+    deadline = time.monotonic() + 30
+    with contextlib.suppress(ProcessLookupError):  # until the workers are gone, not zombies
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
+    assert list((folder / "out").glob("*.pdf")) == []
+
+    plain = subprocess.run(batch(), capture_output=True, text=True, cwd=folder, env=env,
+                           timeout=120)  # fmt: skip
+    lines = [json.loads(line) for line in plain.stdout.splitlines()]
+    assert plain.returncode != 0 and len(lines) == 5, plain.stdout + plain.stderr
+    assert all(r["status"] == "failed" and "being issued" in r["error"] for r in lines), lines
+    again = subprocess.run(batch("--reissue"), capture_output=True, text=True, cwd=folder,
+                           env=env, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(json.loads(line)["id"] for line in again.stdout.splitlines()) == sorted(ids)
+    with open_registry(registry_url) as registry:
+        for doc_id in ids:
+            doc = registry.get(doc_id)
+            pdf = folder / "out" / f"{doc_id}.pdf"
+            assert doc is not None and not doc.pending
+            assert doc.pdf_sha256 == hashlib.sha256(pdf.read_bytes()).hexdigest()
+        entries = [e for e in registry.audit_entries(limit=100) if e["document_id"] in ids]
+    assert sorted(str(e["document_id"]) for e in entries) == sorted(ids), "one entry each"
+    assert all(e["action"] == "issue" and "took over" in str(e["detail"]) for e in entries)
+    assert list((folder / "out").glob(".*.part")) == []
