@@ -3,7 +3,7 @@ the agency's path (with its OCSP responses and CRLs: the responder's and CRL iss
 their signatures) once instead of once per document (issue 13).
 
 A validation is reused only when everything it reads is the same, compared as content, never by
-name: the DER of every certificate of the path and of the trust anchor, the DER of every
+name: the DER (its SHA-256) of every certificate of the path and of the trust anchor, of every
 certificate, OCSP response and CRL the validation context holds, the validation time, best
 signature time, point-in-time flag and time tolerance, the revocation policy, and the very
 policy objects (trust manager, algorithm policy) of the verifier that owns the cache. Contexts
@@ -52,6 +52,7 @@ class PathCache:
         self._owner = owner_policies
         self._max = max_entries
         self._entries: OrderedDict[bytes, _Outcome] = OrderedDict()
+        self._digests: dict[int, tuple[Any, bytes]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -80,11 +81,11 @@ class PathCache:
         if not isinstance(anchor, AuthorityWithCert):
             return None
         put(b"anchor")
-        put(anchor.certificate.dump())
+        put(anchor.certificate.sha256)  # SHA-256 of the DER, kept on the (shared) object
         put(repr(path.trust_anchor.trust_qualifiers).encode())
         put(b"path")
         for i in range(1, path.pkix_len + 1):
-            put(path[i].dump())
+            put(path[i].sha256)
         put(b"params")
         put(repr(parameters).encode())
         put(repr(vc.timing_params).encode())
@@ -93,14 +94,27 @@ class PathCache:
         put(repr(sorted(revinfo._assertions.items())).encode())
         put(b"certs")
         for cert in vc.certificate_registry:
-            put(cert.dump())
+            put(cert.sha256)
         put(b"ocsps")
         for ocsp in revinfo._ocsps:
-            put(ocsp.ocsp_response_data.dump())
+            put(self._digest(ocsp.ocsp_response_data))
         put(b"crls")
         for crl in revinfo._crls:
-            put(crl.crl_data.dump())
+            put(self._digest(crl.crl_data))
         return digest.digest()
+
+    def _digest(self, obj: Any) -> bytes:
+        """SHA-256 of an OCSP response's or CRL's DER, once per object: a batch's documents share
+        the parsed objects (Verifier._shared), and re-encoding a CRL whose entries were read
+        walks every entry. The object is held, so its id is not reused while remembered."""
+        found = self._digests.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        value = hashlib.sha256(obj.dump()).digest()
+        if len(self._digests) >= self._max:
+            self._digests.clear()
+        self._digests[id(obj)] = (obj, value)
+        return value
 
     def get(self, key: bytes) -> _Outcome | None:
         found = self._entries.get(key)
