@@ -157,3 +157,28 @@ def test_reservation_grows_when_the_container_does_not_fit(
 
     sig = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
     assert sig.signer_info["unsigned_attrs"][0]["type"].native == "signature_time_stamp_token"
+
+
+def _dss_revinfo(data: bytes) -> list[bytes]:
+    from io import BytesIO
+
+    dss = PdfFileReader(BytesIO(data)).root["/DSS"]
+    return [ref.get_object().data for key in ("/OCSPs", "/CRLs") for ref in dss[key]]
+
+
+def test_a_batch_embeds_the_revocation_data_it_fetched_once(
+    pki: testpki.TestPki, services: PkiServices
+) -> None:
+    """One signer's B-LT documents carry the same OCSP response and CRLs (fetched once per
+    revinfo_reuse_seconds, issue 13); with 0, each document gets its own."""
+    base = (Path(__file__).parents[2] / "samples" / "certificate.pdf").read_bytes()
+    with load_key(str(pki.p12("mn-ec", "seal")), password=testpki.P12_PASSWORD.encode()) as key:
+        for reuse, shared in ((300.0, True), (0.0, False)):
+            opts = SignOptions(
+                level=PadesLevel.B_LT, tsa_url=pki.tsa_url("mn-ec"), revinfo_reuse_seconds=reuse
+            )
+            signer = DocumentSigner(key, opts)
+            first, second = (signer.sign_bytes(base + f"\n% {i}\n".encode()) for i in (1, 2))
+            a, b = _dss_revinfo(first), _dss_revinfo(second)
+            assert len(a) == len(b) >= 2
+            assert (a == b) is shared, reuse
