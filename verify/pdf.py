@@ -478,7 +478,9 @@ class Verifier:
         mode = "online" if self.options.online else "offline"
         timing = self._timing()
         try:
-            with pathcache.using(self.path_cache):
+            # keyed by validation time: with each file's own "now" nothing could be reused
+            fixed = self.options.at is not None or self.options.run_moment is not None
+            with pathcache.using(self.path_cache if fixed else None):
                 return await self._averify(data, name, timing, mode)
         except MemoryError:
             pass  # leave the handler first: its traceback holds everything the reading built
