@@ -8,7 +8,9 @@ what one document costs per stage, and issuance per process is set against B-B s
 with the same key, in alternating rounds of the same run: one document at a time (``issue_to``:
 two durable registry commits per document) and as a batch worker issues (``issue_many`` on
 chunks of ``CHUNK``: two durable commits per chunk), both with SQLite's default
-synchronous=FULL. Figures only; this never fails a build.
+synchronous=FULL; and ``run_batch`` with one worker process, whole runs of a monthly batch
+(fork, keys, registry, chunks), against signing alone in alternating rounds. Figures only; this
+never fails a build.
 """
 
 from __future__ import annotations
@@ -82,6 +84,47 @@ def batch(pki: testpki.TestPki, n: int, workers: int) -> None:
         f"  target: {TARGET_DOCS} docs with 2 workers in <= {TARGET_SECONDS:.0f} s; "
         f"at this rate {TARGET_DOCS} take {projected:.1f} s ({verdict} target)"
     )
+
+
+def batch_versus(pki: testpki.TestPki, n: int, rounds: int) -> None:
+    """``run_batch`` with one worker process (its whole run: fork, keys, registry, chunks) set
+    against B-B signing alone with the same key in this process, alternating rounds: issuance
+    per process as an agency's monthly batch runs it, durable SQLite commits (issue 13)."""
+    with tempfile.TemporaryDirectory(prefix="esign-bench-monthly-") as tmp:
+        folder = Path(tmp)
+        issuer = build_issuer(settings(pki, folder, 1))
+        all_docs = documents(n * rounds + 1)
+        first = parse_data(all_docs[0], issuer.template)
+        seal = SealBlock(url=issuer.seal_signer.url(issuer.base_url, issuer.claims(first)),
+                         address="verify.example.mn", code="ABCDE-FGHIJ")  # fmt: skip
+        unsigned = render_certificate(issuer.template, first, seal)
+        rates = []
+        try:
+            for r in range(rounds):
+                run = folder / f"round-{r}"
+                run.mkdir()
+                jsonl = run / "batch.jsonl"
+                lines = all_docs[1 + r * n : 1 + (r + 1) * n]
+                jsonl.write_text(
+                    "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines),
+                    encoding="utf-8",
+                )
+                summary = run_batch(jsonl, settings(pki, run, 1))
+                assert summary.issued == n, summary.results[:3]
+                start = time.perf_counter()
+                for _ in range(n // 2):
+                    issuer.pdf_signer.sign_bytes(unsigned, first.number)
+                rates.append((summary.rate, (n // 2) / (time.perf_counter() - start)))
+        finally:
+            issuer.close()
+    print(f"monthly batch path: run_batch, 1 worker process, {rounds} rounds of {n} documents, "
+          f"chunks of {CHUNK}, vs B-B signing alone (same key, this process):")  # fmt: skip
+    for r, (b, s) in enumerate(rates):
+        print(f"  round {r + 1}: batch {b:6.1f} docs/s   signing alone {s:6.1f} docs/s"
+              f"   ratio {b / s:4.2f}")  # fmt: skip
+    ratios = sorted(b / s for b, s in rates)
+    print(f"  ratio {ratios[0]:.2f}-{ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f} "
+          f"(issue 13 target: >= 0.5)")  # fmt: skip
 
 
 def profile(pki: testpki.TestPki, n: int) -> None:
@@ -203,9 +246,13 @@ def main() -> None:
     parser.add_argument("--profile-docs", type=int, default=50)
     parser.add_argument("--versus-docs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--monthly-docs", type=int, default=600)
+    parser.add_argument("--monthly-rounds", type=int, default=3)
     args, _ = parser.parse_known_args()  # bench/run.py passes its own options to every bench
     pki = testpki.build()
     batch(pki, args.count, args.workers)
+    if args.monthly_docs > 0:
+        batch_versus(pki, args.monthly_docs, args.monthly_rounds)
     if args.profile_docs > 0:
         profile(pki, args.profile_docs)
     if args.versus_docs > 0:
