@@ -118,6 +118,15 @@ function parseCert(der, what) {
   }
 }
 
+/** trust-list.md section 4: subject equals issuer (qr-seal.md section 4.3 names), no
+ * signature check, unless both key identifiers are present and differ. */
+function selfSigned(cert) {
+  if (!cert.selfIssued) return false;
+  const ski = cert.ext("2.5.29.14")?.keyId;
+  const aki = cert.ext("2.5.29.35")?.keyId;
+  return !(ski && aki && ski.toLowerCase() !== aki.toLowerCase());
+}
+
 /** Check a list at `at` (ms) against `anchors`; returns its content or throws ListRefused. */
 export function checkList(bytes, anchors, at) {
   const env = parseEnvelope(bytes); // 1
@@ -140,7 +149,7 @@ export function checkList(bytes, anchors, at) {
   }
   if (!ok) throw new ListRefused("its signature does not verify (altered or forged)"); // 3
   // 4: the signer certificate
-  if (signer.selfIssued && signer.signedBy(signer)) throw new ListRefused("the signer is self-signed");
+  if (selfSigned(signer)) throw new ListRefused("the signer is self-signed");
   if (!signer.isP256()) throw new ListRefused("the signer's key is not P-256");
   const chainCas = env.chain.slice(1).map((d, i) => parseCert(d, `x5chain[${i + 1}]`));
   try {
