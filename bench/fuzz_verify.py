@@ -230,7 +230,10 @@ def main() -> None:
 
     else:
         vector_trust = TrustConfig.from_paths([SEAL_VECTORS / "pki" / "root.pem"])
-        seal_certs = load_seal_certs([SEAL_VECTORS / "pki" / "seal.pem"])
+        # The vector seal certificate hangs below an issuing CA: publish both, as verifiers do.
+        seal_certs = load_seal_certs(
+            [SEAL_VECTORS / "pki" / "seal.pem", SEAL_VECTORS / "pki" / "intermediate.pem"]
+        )
 
         def one_input(data: bytes) -> None:
             text = _seal_text(data)
