@@ -698,7 +698,7 @@ def seal() -> None:
     "--seal-certs",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="Published seal certificates (files or folders).",
+    help="Published seal certificates and the CA certificates they chain through (files, folders).",
 )
 @click.option(
     "--registry",
