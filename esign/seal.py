@@ -317,6 +317,20 @@ RawSign = Callable[[bytes], bytes]
 """Signs its input with ECDSA over SHA-256 and returns the DER signature (a token, an HSM)."""
 
 
+def raw_signer(loaded: LoadedKey) -> RawSign:
+    """SHA-256 raw signatures by any key source's pyHanko signer (file, PKCS#12, PKCS#11 token):
+    its synchronous ``sign_raw`` where it has one, else the async one run to completion."""
+    pyhanko_signer: Any = loaded.signer
+    sync_sign = getattr(pyhanko_signer, "sign_raw", None)
+
+    def raw_sign(data: bytes) -> bytes:
+        if sync_sign is not None:
+            return bytes(sync_sign(data, "sha256"))
+        return bytes(asyncio.run(pyhanko_signer.async_sign_raw(data, "sha256")))
+
+    return raw_sign
+
+
 class SealSigner:
     """Seals claims with an agency's P-256 seal key: a pyca/cryptography key or a ``RawSign``.
 
@@ -367,14 +381,7 @@ class SealSigner:
         is checked against the certificate, so a key/certificate mismatch fails at start-up, not
         in every QR printed afterwards."""
         cert = x509.load_der_x509_certificate(loaded.signing_cert.dump())
-        pyhanko_signer: Any = loaded.signer
-        sync_sign = getattr(pyhanko_signer, "sign_raw", None)
-
-        def raw_sign(data: bytes) -> bytes:
-            if sync_sign is not None:
-                return bytes(sync_sign(data, "sha256"))
-            return bytes(asyncio.run(pyhanko_signer.async_sign_raw(data, "sha256")))
-
+        raw_sign = raw_signer(loaded)
         signer = cls(raw_sign, cert)
         public = cert.public_key()
         assert isinstance(public, ec.EllipticCurvePublicKey)

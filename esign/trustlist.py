@@ -10,7 +10,6 @@ over deterministic CBOR, like the seal, with the signer's certificate chain in `
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import os
@@ -20,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cbor2
 from cryptography import x509
@@ -40,6 +39,7 @@ from .seal import (
     agency_code,
     days,
     key_id,
+    raw_signer,
     sig_structure,
 )
 
@@ -285,15 +285,7 @@ class TrustListSigner:
         """A signer over any key source (file, PKCS#12, PKCS#11 token)."""
         cert = x509.load_der_x509_certificate(loaded.signing_cert.dump())
         chain = [x509.load_der_x509_certificate(c.dump()) for c in loaded.chain]
-        pyhanko_signer: Any = loaded.signer
-        sync_sign = getattr(pyhanko_signer, "sign_raw", None)
-
-        def raw_sign(data: bytes) -> bytes:
-            if sync_sign is not None:
-                return bytes(sync_sign(data, "sha256"))
-            return bytes(asyncio.run(pyhanko_signer.async_sign_raw(data, "sha256")))
-
-        return cls(raw_sign, cert, chain)
+        return cls(raw_signer(loaded), cert, chain)
 
     def sign(self, content: TrustListContent) -> bytes:
         """The tagged COSE_Sign1 of ``content``: the trust list file."""
