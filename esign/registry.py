@@ -238,6 +238,15 @@ def open_registry(url: str | None, *, default_path: str | PathLike[str] = DEFAUL
     )
 
 
+def lookup(registry: str | Registry, doc_id: str) -> IssuedDocument | None:
+    """The record of ``doc_id`` in an open registry (a server keeps one for all its requests) or
+    in the one a URL names, opened for this one lookup. Raises ``RegistryError`` as ``get`` does."""
+    if isinstance(registry, str):
+        with open_registry(registry) as opened:
+            return opened.get(doc_id)
+    return registry.get(doc_id)
+
+
 class Registry:
     """The issued-document registry. Safe to share between threads; across processes the
     database itself keeps ids unique and status changes atomic. Use :func:`open_registry`."""

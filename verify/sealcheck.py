@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from esign.errors import EsignError
-from esign.registry import DocumentStatus, IssuedDocument, Registry
+from esign.registry import DocumentStatus, IssuedDocument, Registry, lookup
 from esign.seal import SealClaims
 
 from .qrscan import kind_of, texts_from_image, texts_from_pdf
@@ -121,16 +121,11 @@ def apply_registry(
     if registry is None or report.claims is None:
         return report
     from esign.issue import document_id
-    from esign.registry import open_registry
 
     claims = report.claims
     doc_id = document_id(claims.issuer, claims.number)
     try:
-        if isinstance(registry, str):
-            with open_registry(registry) as opened:
-                doc = opened.get(doc_id)
-        else:
-            doc = registry.get(doc_id)
+        doc = lookup(registry, doc_id)
     except EsignError as e:
         _log.warning("registry lookup of %s failed: %s", doc_id, e.message)
         report = dataclasses.replace(report, registry_status="unavailable")

@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, date, datetime
 
 from esign.errors import EsignError
-from esign.registry import Registry
+from esign.registry import Registry, lookup
 from esign.trustlist import day_start
 
 from .seal import SealReport, verify_seal
@@ -28,15 +28,10 @@ _log = logging.getLogger(__name__)
 def recorded_issue_date(registry: str | Registry, issuer: str, number: str) -> date | None:
     """The issue date the registry recorded for the document, or None (unknown, unreachable)."""
     from esign.issue import document_id
-    from esign.registry import open_registry
 
     doc_id = document_id(issuer, number)
     try:
-        if isinstance(registry, str):
-            with open_registry(registry) as opened:
-                doc = opened.get(doc_id)
-        else:
-            doc = registry.get(doc_id)
+        doc = lookup(registry, doc_id)
     except EsignError as e:  # apply_registry reports the outage; here the date is just unproven
         _log.warning("registry lookup of %s failed: %s", doc_id, e.message)
         return None
