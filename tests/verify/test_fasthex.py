@@ -81,3 +81,128 @@ def test_a_long_token_spans_blocks() -> None:
     data = b"x" * 1000 + b"/Next"
     assert _until_run(_fasthex.read_until_delimiter, data, 0) == (b"x" * 1000, 1000)
     assert _until_run(_fasthex.read_until_delimiter, b"x" * 600, 0) == (b"x" * 600, 600)
+
+
+# Arrays: runs of plain numbers are read by verify._fastarray, everything else by pyHanko.
+
+NUMBERS = [b"0", b"7", b"42", b"600", b"-236", b"+4", b"1.5", b"-.5", b"+.5", b".5", b"1.", b"-0",
+           b"007", b"0.000", b"9" * 40, b"-" + b"1" * 25 + b".25"]  # fmt: skip
+REFS = [b"3 0 R", b"12 3 R", b"1 0\nR", b"7\r\n0\tR"]
+ODD = [b"1,5", b"1.2.3", b"--1", b"-", b"+", b".", b"+-1", b"5e3", b"1_0", b"R", b"1 0R", b"0 0 R",
+       b"1 -1 R", b"1 0 obj", b"9" * 5000, b"]", b"[", b"<<", b">>", b"{", b"a",
+       b"\x0b"]  # fmt: skip
+OTHER = [b"/Name", b"(str)", b"(a(b)c)", b"<41>", b"<< /A 1 /B [2 3] >>", b"true", b"false",
+         b"null", b"[]", b"[ ]", b"[318]", b"[ 1 2.5 -3 ]", b"[1 0 R]", b"%comment\n"]  # fmt: skip
+SPACES = [b" ", b" ", b" ", b"\n", b"\r\n", b"\t", b"\f", b"\x00", b"  "]
+
+
+class _Handler:
+    strict = False
+
+    def get_object(self, ref: object) -> object:
+        raise AssertionError("never dereferenced while parsing")
+
+
+def _describe(obj: object, container: object) -> object:
+    """Type, exact value, and whether container_ref is the one read_object was given."""
+    from decimal import Decimal
+
+    from pyhanko.pdf_utils import generic
+
+    same = getattr(obj, "container_ref", None) is container
+    name = type(obj).__name__
+    if isinstance(obj, generic.IndirectObject):
+        return (name, same, obj.idnum, obj.generation)
+    if isinstance(obj, generic.ArrayObject):
+        return (name, same, [_describe(x, container) for x in obj.iterate()])
+    if isinstance(obj, generic.DictionaryObject):
+        return (name, same, sorted((k, _describe(obj.raw_get(k), container)) for k in obj))
+    if isinstance(obj, Decimal):
+        return (name, same, obj.as_tuple())
+    if isinstance(obj, generic.OperatorLiteral):
+        return (name, same, obj.literal)
+    if isinstance(obj, generic.NullObject):
+        return (name, same, None)
+    return (name, same, repr(obj))
+
+
+def _array_run(data: bytes, install: bool, content: bool = False) -> tuple[str, object, int]:
+    from pyhanko.pdf_utils import generic
+
+    from verify import _fastarray
+
+    if install:
+        _fastarray.install()
+    else:
+        _fastarray.uninstall()
+    ref = generic.Reference(5, 0, _Handler())
+    stream = BytesIO(data)
+    mode = generic.ContentOpReading.GRAPHIC_OPS if content else generic.ContentOpReading.NO
+    try:
+        value = generic.read_object(stream, ref, in_content_stream=mode)
+    except Exception as e:
+        return ("error", (type(e).__name__, str(e)), stream.tell())
+    finally:
+        _fastarray.install()
+    return ("ok", _describe(value, ref), stream.tell())
+
+
+def _random_array(rng: random.Random, hostile: float, depth: int = 0) -> bytes:
+    parts = [b"["]
+    for _ in range(rng.choice([0, 1, 2, 3, 8, 40, 300] if depth == 0 else [0, 1, 2, 8])):
+        roll = rng.random()
+        if roll < hostile:
+            parts.append(rng.choice(ODD))
+        elif roll < 0.6:
+            parts.append(rng.choice(NUMBERS))
+        elif roll < 0.7:
+            parts.append(rng.choice(REFS))
+        elif roll < 0.78 and depth < 3:
+            parts.append(_random_array(rng, hostile, depth + 1))
+        else:
+            parts.append(rng.choice(OTHER))
+        parts.append(rng.choice(SPACES) if rng.random() >= hostile else b"")
+    parts.append(b"]")
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_arrays_same_as_pyhanko_on_random_input(seed: int) -> None:
+    """Numbers, signs, floats, references (also malformed), nested arrays and dicts, comments,
+    odd white space (NUL, form feed, vertical tab, none at all) and truncation: the same objects
+    (type, exact value, container_ref), the same error, the same position after."""
+    rng = random.Random(seed)
+    data = _random_array(rng, hostile=rng.choice([0.0, 0.0, 0.003, 0.02, 0.1]))
+    if rng.random() < 0.25:
+        data = data[: rng.randint(0, len(data))]
+    data += rng.choice([b"", b" endobj", b"\n", b"R", b" 0 R"])
+    fast = _array_run(data, install=True)
+    assert fast == _array_run(data, install=False), data
+    if rng.random() < 0.1:  # content streams are pyHanko's alone
+        assert _array_run(data, True, content=True) == _array_run(data, False, content=True)
+
+
+@pytest.mark.parametrize("pad", range(0, 40))
+def test_tokens_across_block_boundaries(pad: int) -> None:
+    """A long run whose tokens, references and nested arrays straddle the fast reader's 1 KiB
+    blocks at every offset."""
+    body = b" ".join([b"1 [318] 22 [401 -3.5] 3 0 R 444"] * 60)
+    data = b"[" + b" " * pad + body + b" 7 0 R 12 13]"
+    fast = _array_run(data, install=True)
+    assert fast == _array_run(data, install=False)
+    assert fast[0] == "ok"
+
+
+def test_long_w_array_reads_as_pyhanko_reads_it() -> None:
+    """A CIDFont /W array of an issued certificate's shape, and the reference case."""
+    widths = b" ".join(b"%d [%d]" % (i, 300 + i % 700) for i in range(1, 400))
+    flat = widths.replace(b"[", b"").replace(b"]", b"")
+    for data in (b"[" + widths + b"]", b"[0 [" + flat + b"]]",
+                 b"[1 0 R 2 0 R]", b"[1 2 3 4 5 0 R]", b"[1 2\n0 R]"):  # fmt: skip
+        fast = _array_run(data, install=True)
+        assert fast == _array_run(data, install=False)
+        assert fast[0] == "ok"
+    # pyHanko does not see a reference across a comment: the same error either way
+    fast = _array_run(b"[1 2 %c\n 0 R]", install=True)
+    assert fast == _array_run(b"[1 2 %c\n 0 R]", install=False)
+    assert fast[0] == "error"
