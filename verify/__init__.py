@@ -3,7 +3,7 @@
 from importlib import import_module
 from typing import Any
 
-from . import _fasthex, _namecache, pathcache
+from . import _fasthex, _namecache, certcache, pathcache
 from .fetch import FetchPolicy
 from .pdf import Verifier, VerifyOptions, verify_pdf
 from .report import DocumentReport, Indication, SignatureReport, Signer, Text
@@ -12,6 +12,7 @@ from .trust import TrustConfig
 _fasthex.install()  # profiled hot spot: pyHanko's byte-at-a-time /Contents reader
 _namecache.install()  # profiled hot spot: RFC 4518 preparation of the same names per file
 pathcache.install()  # a batch validates each distinct path and its revocation data once
+certcache.install()  # and extracts each distinct certificate set of a CMS once
 
 # QR seal checks pull in CBOR, image decoding and the registry: imported on first use, so that
 # `esign verify` does not pay for them.

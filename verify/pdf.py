@@ -62,7 +62,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
-from . import pathcache
+from . import certcache, pathcache
 from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
@@ -431,6 +431,8 @@ class Verifier:
         )
         # one agency's path, OCSP responses and CRLs validated once per run (verify/pathcache.py)
         self.path_cache = pathcache.PathCache((self._trust_manager, self._crypto))
+        # the agency's and the TSA's certificates parsed once per run (verify/certcache.py)
+        self.cert_cache = certcache.CertCache()
         self._parsed: dict[tuple[str, bytes], Any] = {}
         self._parsed_bytes = 0
 
@@ -810,6 +812,15 @@ class Verifier:
         B-B: basic validation (5.3). A signature timestamp: validation with time (5.5), with the
         DSS as local knowledge. A later document timestamp: long-term validation (5.6.3).
         """
+        with certcache.using(self.cert_cache):
+            return await self._ades_process(sig, timing, spec)
+
+    async def _ades_process(
+        self,
+        sig: EmbeddedPdfSignature,
+        timing: ValidationTimingInfo,
+        spec: PdfSignatureValidationSpec,
+    ) -> AdESBasicValidationResult[Any]:
         if not _has_signature_timestamp(sig):
             return await ades_basic_validation(
                 sig.signed_data,

@@ -1,0 +1,233 @@
+"""Per-run memos of the AdES work that depends only on certificate bytes, so a batch of one
+agency's documents does it once, not once per document (issue 13).
+
+Every document of such a batch carries byte-identical certificates: the seal certificate and
+its chain in the signature's CMS, the TSA's certificate in its timestamp token. pyHanko's
+``extract_certificate_info`` hands out fresh copies of them on every call (``untag()`` copies),
+and its AdES process then parses each copy's fields again: signer identification, the ESS
+signing-certificate check, path building (issuer names, key identifiers), key usage, the
+validation-object identifiers. Profiled on a B-LT batch (pyinstrument), that was the bulk of
+the AdES time left after path validation was cached (verify/pathcache.py).
+
+:class:`CertCache`, owned by a verifier, keeps, by content and never by name:
+
+- the outcome of ``extract_certificate_info``, keyed by the SHA-256 of the CMS ``certificates``
+  field's encoding and of the signer identifier: a hit returns the objects the first call built
+  from the same bytes, which is what pyHanko would build again;
+- that the ESS signing-certificate check passed, keyed by the certificate's SHA-256 and the
+  encodings of the signing-certificate attributes (all the check reads).
+
+Failures are never kept: a CMS without its signer certificate, or whose signing-certificate
+attribute does not match, gets pyHanko's own error each time. A certificate differing in one
+byte changes the key, so it gets its own objects and its own verdict. The document's own
+signature, message digest, signed attributes and timestamp imprint are checked per document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from asn1crypto import cms, core, crl, x509
+from pyhanko.sign import general
+from pyhanko.sign.general import SignedDataCerts
+from pyhanko.sign.validation import ades, dss, generic_cms
+from pyhanko_certvalidator.ltv.poe import ValidationObject, ValidationObjectType
+
+MAX_ENTRIES = 256
+"""Distinct (certificates, signer) combinations kept; the least recently used goes."""
+
+
+class CertCache:
+    """The certificate extractions of one verifier's run, keyed by the CMS bytes they read."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, SignedDataCerts] = OrderedDict()
+        self._ess: OrderedDict[bytes, None] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.ess_hits = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def extract(
+        self, signed_data: cms.SignedData, original: Callable[[cms.SignedData], SignedDataCerts]
+    ) -> SignedDataCerts:
+        key = _key(signed_data)
+        found = self._entries.get(key) if key is not None else None
+        if found is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)  # type: ignore[arg-type]
+            return _copy(found)
+        result = original(signed_data)  # raises as pyHanko does on a CMS it cannot use
+        if key is not None:
+            self.misses += 1
+            self._entries[key] = result
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return _copy(result)
+
+    def check_signing_certificate(
+        self,
+        cert: x509.Certificate,
+        signed_attrs: cms.CMSAttributes,
+        original: Callable[[x509.Certificate, cms.CMSAttributes], None],
+    ) -> None:
+        """pyHanko's ESS signing-certificate check, skipped when it already passed for the same
+        certificate and the same signing-certificate attributes (every attribute of either
+        type, as encoded, in order: all the check reads)."""
+        key = _ess_key(cert, signed_attrs)
+        if key is not None and key in self._ess:
+            self.ess_hits += 1
+            self._ess.move_to_end(key)
+            return
+        original(cert, signed_attrs)  # raises pyHanko's own error on a mismatch
+        if key is not None:
+            self._ess[key] = None
+            while len(self._ess) > self._max:
+                self._ess.popitem(last=False)
+
+
+_ESS_ATTRIBUTES = ("signing_certificate", "signing_certificate_v2")
+
+
+def _ess_key(cert: x509.Certificate, signed_attrs: cms.CMSAttributes) -> bytes | None:
+    try:
+        digest = hashlib.sha256(cert.sha256)
+        if signed_attrs:
+            for attr in signed_attrs:
+                if attr["type"].native in _ESS_ATTRIBUTES:
+                    encoded = _raw(attr)
+                    if encoded is None:
+                        return None
+                    digest.update(len(encoded).to_bytes(8, "big"))
+                    digest.update(encoded)
+        return digest.digest()
+    except _UNREADABLE:
+        return None  # pyHanko's own check meets it and says what is wrong
+
+
+def _raw(value: Any) -> bytes | None:
+    """A parsed value's encoding as read, without dump() (which re-encodes, in place, a value
+    read with an indefinite length)."""
+    header = value._header
+    if not header or header[-1:] == b"\x80":
+        return None
+    return bytes(header) + bytes(value.contents) + bytes(value._trailer or b"")
+
+
+def _copy(found: SignedDataCerts) -> SignedDataCerts:
+    """The same certificate objects in new lists: a caller may extend what it was given."""
+    return SignedDataCerts(
+        signer_cert=found.signer_cert,
+        other_certs=list(found.other_certs),
+        attribute_certs=list(found.attribute_certs),
+    )
+
+
+def _key(signed_data: cms.SignedData) -> bytes | None:
+    """SHA-256 over the encodings of the certificates and the one signer identifier, or None
+    when they are not plain definite-length encodings as read (then nothing is remembered)."""
+    certs = signed_data["certificates"]
+    infos = signed_data["signer_infos"]
+    if not isinstance(certs, cms.CertificateSet) or len(infos) != 1:
+        return None
+    digest = hashlib.sha256()
+    for part in (certs, infos[0]["sid"]):
+        encoded = _as_read(part)
+        if encoded is None:
+            return None
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.digest()
+
+
+def _as_read(value: Any) -> bytes | None:
+    return _raw(value.chosen if isinstance(value, core.Choice) else value)
+
+
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
+"""What asn1crypto raises on bytes it cannot parse."""
+
+
+_CURRENT: contextvars.ContextVar[CertCache | None] = contextvars.ContextVar(
+    "esign_cert_cache", default=None
+)
+
+
+@contextlib.contextmanager
+def using(cache: CertCache | None) -> Iterator[None]:
+    """Certificate extractions done meanwhile (in this context) may be served from ``cache``."""
+    token = _CURRENT.set(cache)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+_Extract = Callable[[cms.SignedData], SignedDataCerts]
+
+
+def _memoised(original: _Extract) -> _Extract:
+    def extract_certificate_info(signed_data: cms.SignedData) -> SignedDataCerts:
+        cache = _CURRENT.get()
+        if cache is None:
+            return original(signed_data)
+        return cache.extract(signed_data, original)
+
+    extract_certificate_info.__wrapped__ = original  # type: ignore[attr-defined]
+    return extract_certificate_info
+
+
+_Check = Callable[[x509.Certificate, cms.CMSAttributes], None]
+
+
+def _memoised_check(original: _Check) -> _Check:
+    def _check_signing_certificate(cert: x509.Certificate, signed_attrs: cms.CMSAttributes) -> None:
+        cache = _CURRENT.get()
+        if cache is None:
+            return original(cert, signed_attrs)
+        return cache.check_signing_certificate(cert, signed_attrs, original)
+
+    _check_signing_certificate.__wrapped__ = original  # type: ignore[attr-defined]
+    return _check_signing_certificate
+
+
+def _validation_object_identifier(vo: ValidationObject) -> str | None:
+    """pyHanko's identifier of a certificate or CRL, from the SHA-256 of its DER that asn1crypto
+    keeps on the object, instead of re-encoding it per call (a shared certificate's parsed tree
+    is walked on every dump()): 15 % of the AdES time of a B-LT batch (pyinstrument)."""
+    value = vo.value
+    kind = vo.object_type
+    if kind is ValidationObjectType.CERTIFICATE and type(value) is x509.Certificate:
+        return f"vo-{kind.value}-{value.sha256.hex()}"
+    if kind is ValidationObjectType.CRL and type(value.crl_data) is crl.CertificateList:
+        return f"vo-{kind.value}-{value.crl_data.sha256.hex()}"
+    return _original_identifier(vo)
+
+
+_original_identifier = ades.derive_validation_object_identifier
+
+_MODULES = (general, generic_cms, ades, dss)
+"""Where pyHanko calls ``extract_certificate_info`` by its imported name."""
+
+
+def install() -> None:
+    """Route pyHanko's ``extract_certificate_info`` through the memo; a no-op outside
+    :func:`using`. Idempotent."""
+    current = general.extract_certificate_info
+    if getattr(current, "__wrapped__", None) is not None:
+        return
+    memo = _memoised(current)
+    for module in _MODULES:
+        if getattr(module, "extract_certificate_info", None) is current:
+            setattr(module, "extract_certificate_info", memo)  # noqa: B010
+    check = generic_cms._check_signing_certificate
+    setattr(generic_cms, "_check_signing_certificate", _memoised_check(check))  # noqa: B010
+    setattr(ades, "derive_validation_object_identifier", _validation_object_identifier)  # noqa: B010
