@@ -18,7 +18,8 @@ Each widening keeps what a signed page shows fixed:
 
 Built on pyHanko 0.38 internals where no public hook exists (_validate_dss_substructure, the
 module-level compare_dicts of form_field_rules): tests/verify/test_allowed_changes.py fails if an
-upgrade moves them.
+upgrade moves them. The analysis runs with verify/_fastdiff.py's equivalents of two reader
+internals (the path map of the signed revision); tests/verify/test_fastdiff.py pins those.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from datetime import datetime
 
 from asn1crypto import crl, ocsp
 from pyhanko.pdf_utils import generic, misc
-from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
 from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
+    DiffResult,
     DocInfoRule,
     FormUpdatingRule,
     GenericFieldModificationRule,
@@ -54,7 +56,9 @@ from pyhanko.sign.diff_analysis.form_rules_api import FieldComparisonContext, Fo
 from pyhanko.sign.diff_analysis.rules import form_field_rules
 from pyhanko.sign.diff_analysis.rules.form_field_rules import _validate_dss_substructure
 from pyhanko.sign.diff_analysis.rules_api import Context
+from pyhanko.sign.fields import FieldMDPSpec, MDPPerm
 
+from . import _fastdiff
 from .hybrid import AdditionalStreamsRule
 
 __all__ = ["ESIGN_DIFF_POLICY", "AdditiveDSSRule", "HarmlessFreeRule", "IdenticalCopyRule"]
@@ -494,9 +498,24 @@ class MaterialisingSigFieldCreationRule(SigFieldCreationRule):
             setattr(form_field_rules, "compare_dicts", saved)  # noqa: B010
 
 
+class _EsignDiffPolicy(StandardDiffPolicy):
+    """pyHanko's StandardDiffPolicy, run with faster equivalents of the two reader internals it
+    spends most of its time in (verify/_fastdiff.py)."""
+
+    def review_file(
+        self,
+        reader: PdfFileReader,
+        base_revision: int | HistoricalResolver,
+        field_mdp_spec: FieldMDPSpec | None = None,
+        doc_mdp: MDPPerm | None = None,
+    ) -> DiffResult | SuspiciousModification:
+        _fastdiff.install(reader)
+        return super().review_file(reader, base_revision, field_mdp_spec, doc_mdp)
+
+
 _LTA = ModificationLevel.LTA_UPDATES
 
-ESIGN_DIFF_POLICY = StandardDiffPolicy(
+ESIGN_DIFF_POLICY = _EsignDiffPolicy(
     global_rules=[
         CatalogModificationRule(),
         DocInfoRule().as_qualified(_LTA),

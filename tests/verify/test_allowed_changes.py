@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyhanko.pdf_utils import generic
@@ -34,10 +35,50 @@ from esign.pades import PadesLevel
 from esign.services import PkiServices
 from tests.helpers import REPO, run_esign
 from tests.verify.corpus import Forge, _page, _with_text_field, update
-from verify import TrustConfig, Verifier, VerifyOptions
+from verify import TrustConfig, Verifier, VerifyOptions, _fastdiff
+from verify.diffpolicy import _EsignDiffPolicy
+from verify.hybrid import dangling_reads_as_null, unused_numbers_are_fresh
 from verify.report import DocumentReport, Indication
 
 PASSED = Indication.TOTAL_PASSED
+
+
+@pytest.fixture(autouse=True)
+def _fast_analysis_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every difference analysis these tests run is also run with pyHanko's own walk and copy
+    (verify/_fastdiff.py switched off, on a fresh reader): the outcomes must be the same."""
+    real = _EsignDiffPolicy.review_file
+
+    def checked(
+        self: _EsignDiffPolicy,
+        reader: PdfFileReader,
+        base_revision: Any,
+        field_mdp_spec: Any = None,
+        doc_mdp: Any = None,
+    ) -> Any:
+        base = base_revision if isinstance(base_revision, int) else base_revision.revision
+        data = reader.stream.getvalue()
+        with monkeypatch.context() as m:
+            m.setattr(_fastdiff, "install", lambda reader: None)
+            plain = PdfFileReader(BytesIO(data), strict=False)
+            dangling_reads_as_null(plain)
+            unused_numbers_are_fresh(plain)
+            expected = _outcome(lambda: real(self, plain, base, field_mdp_spec, doc_mdp))
+        result = real(self, reader, base_revision, field_mdp_spec, doc_mdp)
+        assert _outcome(lambda: result) == expected
+        return result
+
+    monkeypatch.setattr(_EsignDiffPolicy, "review_file", checked)
+
+
+def _outcome(run: Callable[[], Any]) -> object:
+    try:
+        result = run()
+    except Exception as e:
+        return ("raised", type(e).__name__, str(e))
+    if isinstance(result, Exception):
+        return ("suspicious", str(result))
+    return ("ok", result.modification_level, sorted(result.changed_form_fields))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,324 @@
+"""Faster equivalents of two pyHanko 0.38 ``HistoricalResolver`` internals that the difference
+analysis of every signed file spends its time in (issue 13).
+
+Before each diff, pyHanko maps every path from the trailer to every object of the signed revision
+(``_load_reverse_xref_cache``): it reads the whole revision, copies each object into the
+revision's view (``_subsume_object``) and walks the graph. Both recurse into every number of a
+font's /W array: the copy builds a ``Reference`` per number, the walk a call and a path node per
+number and per glyph's sub-array. On the issued residence certificates (182-glyph subsets) copy
+and walk took 2.2 ms of a file's 6.2 ms map (CPU, parsing included); here 0.8 ms (4.3 ms).
+
+- ``subsume_object`` returns the same structure pyHanko's does (same types, same shared leaves,
+  equal ``container_ref``s; the children of one container share one new frozen ``Reference``
+  where pyHanko builds one each); any object whose container is not a plain ``Reference``, or an
+  encrypted proxy, goes to pyHanko's own function, so its errors stay pyHanko's;
+- ``load_reverse_xref_cache`` is pyHanko's walk, step for step and in the same order (the same
+  reads, the same path sets built in the same order), except that it makes no call for a value
+  that is neither a reference, a dictionary nor an array, nor for an array of such values only,
+  where pyHanko's call does nothing. Should it fail or nest deeper than :data:`_MAX_DEPTH`,
+  pyHanko's walk runs instead, from the start, so the error is pyHanko's. (Where exactly Python's
+  recursion limit stops a hostile file depends on the caller's stack, one frame deeper here, as
+  it already differs between esign's callers.)
+
+Installed per reader (:func:`install`) on the views the reader hands out; nothing global is
+patched. tests/verify/test_fastdiff.py compares both with pyHanko's on the attack corpus, the
+fuzz regressions, random hostile graphs and mutated files, and fails if pyHanko changes the code
+this mirrors; tests/verify/test_allowed_changes.py runs every analysis both ways.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import MethodType
+from typing import Any
+
+from pyhanko.pdf_utils import generic, misc
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
+
+__all__ = ["install", "load_reverse_xref_cache", "subsume_object"]
+
+_original_subsume: Any = HistoricalResolver._subsume_object
+_original_load: Any = HistoricalResolver._load_reverse_xref_cache
+
+# Past this many nested calls the walk is pyHanko's: far below the recursion limit, so a walk that
+# completes here could not have hit it in pyHanko's (one frame per leaf deeper) either.
+_MAX_DEPTH = 200
+
+# Types pyHanko's copy returns unchanged (once their container is checked). Exact types only:
+# anything else takes the general path.
+_LEAVES = frozenset(
+    {
+        generic.NumberObject,
+        generic.FloatObject,
+        generic.NameObject,
+        generic.BooleanObject,
+        generic.NullObject,
+        generic.TextStringObject,
+        generic.ByteStringObject,
+    }
+)
+_CONTAINERS = (generic.IndirectObject, generic.DictionaryObject, generic.ArrayObject)
+_CONTAINERS_NOT_ARRAY = (generic.IndirectObject, generic.DictionaryObject)
+_Reference = generic.Reference
+_IndirectObject = generic.IndirectObject
+_DictionaryObject = generic.DictionaryObject
+_StreamObject = generic.StreamObject
+_ArrayObject = generic.ArrayObject
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def original_subsume() -> Any:
+    """pyHanko's own ``_subsume_object`` (for tests)."""
+    return _original_subsume
+
+
+def original_load() -> Any:
+    """pyHanko's own ``_load_reverse_xref_cache`` (for tests)."""
+    return _original_load
+
+
+def subsume_object(view: HistoricalResolver, obj: Any) -> Any:
+    """``view._subsume_object(obj)``, without a call or a ``Reference`` per leaf."""
+    cref = getattr(obj, "container_ref", None)
+    if type(cref) is not _Reference or isinstance(obj, generic.DecryptedObjectProxy):
+        return _original_subsume(view, obj)
+    if type(obj) in _LEAVES:
+        return obj
+    return _copy(view, obj, cref, None)
+
+
+def _copy(view: HistoricalResolver, obj: Any, cref: Any, memo: tuple[Any, Any] | None) -> Any:
+    """pyHanko's copy of ``obj`` (container ``cref``, a ``Reference``; not a leaf, not a proxy).
+    ``memo`` is the parent's (container, new container reference): children of the same
+    container share one new (frozen, equal) reference instead of one each."""
+    if isinstance(obj, _IndirectObject):
+        return _IndirectObject(obj.idnum, obj.generation, view)
+    if memo is None or memo[0] is not cref:
+        memo = (cref, _Reference(cref.idnum, cref.generation, view))
+    result: Any
+    if isinstance(obj, _StreamObject):
+        result = _StreamObject(
+            {
+                k: v
+                if type(v) in _LEAVES and type(v.container_ref) is _Reference
+                else _child(view, v, memo)
+                for k, v in obj.items()
+            },
+            encoded_data=obj.encoded_data,
+        )
+    elif isinstance(obj, _DictionaryObject):
+        result = _DictionaryObject(
+            {
+                k: v
+                if type(v) in _LEAVES and type(v.container_ref) is _Reference
+                else _child(view, v, memo)
+                for k, v in obj.items()
+            }
+        )
+    elif isinstance(obj, _ArrayObject):
+        result = _ArrayObject(
+            [
+                v
+                if type(v) in _LEAVES and type(v.container_ref) is _Reference
+                else _child(view, v, memo)
+                for v in obj
+            ]
+        )
+    else:
+        return obj
+    result.container_ref = memo[1]
+    return result
+
+
+def _child(view: HistoricalResolver, v: Any, memo: tuple[Any, Any]) -> Any:
+    cref = getattr(v, "container_ref", None)
+    if type(cref) is not _Reference or isinstance(v, generic.DecryptedObjectProxy):
+        return _original_subsume(view, v)  # pyHanko's copy, or its error
+    if type(v) in _LEAVES:
+        return v
+    return _copy(view, v, cref, memo)
+
+
+def load_reverse_xref_cache(view: HistoricalResolver) -> None:
+    """``view._load_reverse_xref_cache()``: pyHanko's walk minus its calls on leaves."""
+    if view._indirect_object_access_cache is not None:
+        return
+    try:
+        _fast_load(view)
+    except Exception:
+        # pyHanko's walk from the start: the reads done so far are the ones it does first
+        _original_load(view)
+
+
+def _fast_load(self: HistoricalResolver) -> None:
+    # Mirrors pyhanko.pdf_utils.reader.HistoricalResolver._load_reverse_xref_cache (0.38).
+    collected: defaultdict[generic.Reference, set[misc.ConsList[str | int]]] = defaultdict(set)
+    cons_list = misc.ConsList
+    root_sing = cons_list.sing("/Root")
+
+    def _compute_paths_to_refs(
+        obj: Any,
+        cur_path: misc.ConsList[str | int],
+        seen_in_path: misc.ConsList[generic.Reference],
+        depth: int,
+        page_tree_objs: dict[generic.Reference, misc.ConsList[str | int]],
+        is_struct_tree: bool,
+        struct_tree_objs: set[generic.Reference],
+    ) -> None:
+        if depth > _MAX_DEPTH:
+            raise _TooDeep
+        if isinstance(obj, _IndirectObject):
+            obj_ref = obj.reference
+            if obj_ref in seen_in_path:
+                return
+            collected[obj_ref].add(cur_path)
+            seen_in_path = seen_in_path.cons(obj_ref)
+            obj = self(obj_ref)
+            canonical_path = page_tree_objs.get(obj_ref, cur_path)
+            if cur_path != canonical_path:
+                return
+            if not is_struct_tree and obj_ref in struct_tree_objs:
+                return
+        if isinstance(obj, _DictionaryObject):
+            for k, v in obj.items():
+                if k == "/Parent" or (is_struct_tree and k == "/P"):
+                    continue
+                if _inert(v):
+                    continue  # pyHanko's call on it does nothing
+                _compute_paths_to_refs(
+                    v,
+                    cur_path.cons(k),
+                    seen_in_path,
+                    depth + 1,
+                    page_tree_objs,
+                    is_struct_tree
+                    or (
+                        cur_path.head == "/StructTreeRoot"
+                        and k == "/K"
+                        and cur_path.tail == root_sing
+                    ),
+                    struct_tree_objs,
+                )
+        elif isinstance(obj, _ArrayObject):
+            for ix, v in enumerate(obj):
+                if _inert(v):
+                    continue
+                _compute_paths_to_refs(
+                    v,
+                    cur_path.cons(ix),
+                    seen_in_path,
+                    depth + 1,
+                    page_tree_objs,
+                    is_struct_tree,
+                    struct_tree_objs,
+                )
+
+    def _collect_page_tree_refs(pages_obj: Any, path: Any, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise _TooDeep
+        for ix, kid in enumerate(pages_obj["/Kids"]):
+            kid_path = path.cons("/Kids").cons(ix)
+            if isinstance(kid, generic.IndirectObject):
+                yield kid.reference, kid_path
+            kid = kid.get_object()
+            if kid.get("/Type", None) == "/Pages":
+                yield from _collect_page_tree_refs(kid, kid_path, depth + 1)
+
+    def _collect_struct_tree_refs(struct_elem: Any, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise _TooDeep
+        try:
+            children = struct_elem["/K"]
+        except KeyError:
+            return
+        if not isinstance(children, generic.ArrayObject):
+            children = (children,)
+        for child in children:
+            child_ref = None
+            if isinstance(child, generic.IndirectObject):
+                child_ref = child.reference
+                child = child.get_object()
+            if not isinstance(child, generic.DictionaryObject):
+                continue
+            try:
+                if child["/Type"] != "/StructElem":
+                    continue
+            except KeyError:
+                pass
+            if child_ref is not None:
+                yield child_ref
+            yield from _collect_struct_tree_refs(child, depth + 1)
+
+    pages_ref = self.root.raw_get("/Pages")
+    root: misc.ConsList[str | int] = cons_list.sing("/Root")
+    pages_path = root.cons("/Pages")
+    page_tree_nodes: dict[generic.Reference, misc.ConsList[str | int]] = {}
+    if isinstance(pages_ref, generic.IndirectObject):
+        page_tree_nodes[pages_ref.reference] = pages_path
+    for ref, path in _collect_page_tree_refs(pages_ref.get_object(), pages_path, 0):
+        if ref in page_tree_nodes:
+            raise misc.PdfReadError("Circular reference in page tree in mapping stage")
+        page_tree_nodes[ref] = path
+    struct_tree_nodes = set()
+    try:
+        struct_tree_root_ref = self.root.raw_get("/StructTreeRoot")
+        struct_tree_root = struct_tree_root_ref.get_object()
+        for ref in _collect_struct_tree_refs(struct_tree_root, 0):
+            if ref in struct_tree_nodes:
+                raise misc.PdfReadError("Circular reference in structure tree in mapping stage")
+            struct_tree_nodes.add(ref)
+    except KeyError:
+        pass
+    _compute_paths_to_refs(
+        self.trailer_view, cons_list.empty(), cons_list.empty(), 0, page_tree_nodes, False,
+        struct_tree_nodes,
+    )  # fmt: skip
+    self._indirect_object_access_cache = {
+        ref: {RawPdfPath(*_forward(p)) for p in paths} for ref, paths in collected.items()
+    }
+
+
+def _inert(v: Any) -> bool:
+    """Whether pyHanko's walk, called on ``v``, would do nothing: ``v`` is neither a reference, a
+    dictionary nor an array, or an array of such values only (the numbers of a /W array)."""
+    if isinstance(v, _CONTAINERS_NOT_ARRAY):
+        return False
+    if isinstance(v, _ArrayObject):
+        for x in v:
+            if isinstance(x, _CONTAINERS):
+                return False
+    return True
+
+
+def _forward(path: misc.ConsList[str | int]) -> list[str | int]:
+    out = []
+    cur = path
+    while cur.head is not None:
+        out.append(cur.head)
+        cur = cur.tail  # type: ignore[assignment]
+    out.reverse()
+    return out
+
+
+def install(reader: PdfFileReader) -> None:
+    """Give every historical view ``reader`` hands out the fast copy and walk. Per reader;
+    idempotent."""
+    if getattr(reader, "_esign_fastdiff", False):
+        return
+    reader._esign_fastdiff = True  # type: ignore[attr-defined]
+    views = reader.get_historical_resolver
+
+    def get_historical_resolver(revision: int) -> HistoricalResolver:
+        view = views(revision)
+        if not getattr(view, "_esign_fastdiff", False):
+            view._subsume_object = MethodType(subsume_object, view)  # type: ignore[method-assign]
+            view._load_reverse_xref_cache = MethodType(  # type: ignore[method-assign]
+                load_reverse_xref_cache, view
+            )
+            view._esign_fastdiff = True  # type: ignore[attr-defined]
+        return view
+
+    reader.get_historical_resolver = get_historical_resolver  # type: ignore[method-assign]
