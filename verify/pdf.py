@@ -65,7 +65,7 @@ from esign.pdfio import check_header, read_input
 from . import certcache, pathcache
 from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
-from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy
+from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy, RunFetchCache
 from .hybrid import dangling_reads_as_null, unused_numbers_are_fresh
 from .limits import (
     LimitExceeded,
@@ -431,6 +431,8 @@ class Verifier:
         )
         # one agency's path, OCSP responses and CRLs validated once per run (verify/pathcache.py)
         self.path_cache = pathcache.PathCache((self._trust_manager, self._crypto))
+        # online: OCSP responses and CRLs fetched once per run while fresh (verify/fetch.py)
+        self.fetch_cache = RunFetchCache(self.options.fetch_policy) if self.options.online else None
         # the agency's and the TSA's certificates parsed once per run (verify/certcache.py)
         self.cert_cache = certcache.CertCache()
         self._parsed: dict[tuple[str, bytes], Any] = {}
@@ -441,7 +443,7 @@ class Verifier:
         budget), or None offline."""
         if not self.options.online:
             return None
-        return DocumentFetch(self.trust.fetch_allow, self.options.fetch_policy)
+        return DocumentFetch(self.trust.fetch_allow, self.options.fetch_policy, self.fetch_cache)
 
     def _document_spec(self, fetch: DocumentFetch | None) -> PdfSignatureValidationSpec:
         if fetch is None:
