@@ -27,11 +27,11 @@ from esign import testpki
 from esign.keysource import load_key
 from esign.pades import DocumentSigner, PadesLevel, SignOptions
 from esign.services import PkiServices
-from tests.helpers import REPO
+from tests.helpers import REPO, run_esign
 from tests.verify.corpus import CASES, build_corpus
 from verify import DocumentReport, TrustConfig, Verifier, VerifyOptions
 from verify.fetch import FetchPolicy, RunFetchCache
-from verify.isolate import BatchVerifier
+from verify.isolate import BatchVerifier, batch_workers
 from verify.render import to_json
 
 SAMPLE = (REPO / "samples" / "certificate.pdf").read_bytes()
@@ -117,6 +117,30 @@ def test_a_batch_asks_once_per_certificate_with_the_reports_of_one_by_one(
         reports = [r for _, r in batch.verify_files(paths)]
     assert services.requests_served - before <= 2 * first_of_each
     assert [_comparable(r) for r in reports] == alone
+
+
+def test_esign_verify_online_folder_asks_once_per_certificate_per_worker(
+    pki: testpki.TestPki, services: PkiServices, inbox: list[bytes], tmp_path: Path
+) -> None:
+    """`esign verify --online FOLDER` in a child process: its workers ask the responders at
+    most once per certificate each, not once per file, and every file passes."""
+    trust = _trust(pki)
+    first_of_each = 0
+    for doc in inbox[: len(SIGNERS)]:
+        before = services.requests_served
+        Verifier(trust, _online()).verify_bytes(doc)
+        first_of_each += services.requests_served - before
+    for i, doc in enumerate(inbox):
+        (tmp_path / f"{i:02d}.pdf").write_bytes(doc)
+    before = services.requests_served
+    run = run_esign("verify", str(tmp_path), "--online", "--trust", str(pki.trust_dir), "--jsonl")
+    asked = services.requests_served - before
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    assert [line["indication"] for line in lines] == ["TOTAL-PASSED"] * len(inbox), run.err
+    workers = batch_workers()  # the child's: one per CPU, at most 8
+    assert asked <= workers * first_of_each, (asked, workers, first_of_each)
+    if workers * len(SIGNERS) < len(inbox):  # some worker meets a signer twice
+        assert asked < len(inbox) * first_of_each / len(SIGNERS)
 
 
 def test_without_reuse_every_document_asks(
