@@ -33,13 +33,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from asn1crypto import cms, core, crl, x509
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import general
 from pyhanko.sign.general import SignedDataCerts
 from pyhanko.sign.validation import ades, dss, generic_cms
+from pyhanko.sign.validation.policy_decl import LocalKnowledge
 from pyhanko_certvalidator.ltv.poe import ValidationObject, ValidationObjectType
 
 MAX_ENTRIES = 256
 """Distinct (certificates, signer) combinations kept; the least recently used goes."""
+
+MAX_DSS_BYTES = 32 * 2**20
+"""DSS content (certificates, OCSP responses, CRLs) whose parsed form is kept; a national CA's
+CRL may be megabytes, a batch meets one or two distinct stores."""
 
 
 class CertCache:
@@ -52,6 +60,9 @@ class CertCache:
         self.hits = 0
         self.misses = 0
         self.ess_hits = 0
+        self._dss: OrderedDict[bytes, tuple[int, LocalKnowledge]] = OrderedDict()
+        self._dss_bytes = 0
+        self.dss_hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -92,6 +103,74 @@ class CertCache:
             self._ess[key] = None
             while len(self._ess) > self._max:
                 self._ess.popitem(last=False)
+
+    def dss_knowledge(
+        self, reader: PdfFileReader, original: Callable[[PdfFileReader], LocalKnowledge]
+    ) -> LocalKnowledge:
+        """What ``original`` (pyHanko's reading of the DSS, parsed) gives for ``reader``,
+        remembered by the DSS's content: every certificate, OCSP response and CRL stream pyHanko
+        reads, in its order, decoded for the same purpose. Profiled on a B-LT batch, parsing the
+        same DSS again (each certificate twice, with its issuer and serial) was 15 % of AdES."""
+        found = _dss_key(reader)
+        if found is None:
+            return original(reader)
+        key, size = found
+        entry = self._dss.get(key)
+        if entry is not None:
+            self.dss_hits += 1
+            self._dss.move_to_end(key)
+            return _knowledge_copy(entry[1])
+        result = original(reader)
+        if size <= MAX_DSS_BYTES:
+            self._dss[key] = (size, result)
+            self._dss_bytes += size
+            while self._dss_bytes > MAX_DSS_BYTES:
+                _, (dropped, _) = self._dss.popitem(last=False)
+                self._dss_bytes -= dropped
+        return _knowledge_copy(result)
+
+
+_DSS_PARTS = (
+    ("/Certs", DecodePurpose.CERTIFICATE),
+    ("/OCSPs", DecodePurpose.OCSP_RESPONSE),
+    ("/CRLs", DecodePurpose.CRL),
+)
+"""What pyHanko's DocumentSecurityStore.read_dss reads, in its order and for its purposes."""
+
+
+def _dss_key(reader: PdfFileReader) -> tuple[bytes, int] | None:
+    """SHA-256 over the DSS streams pyHanko reads, and their size; None when there is no DSS or
+    anything in it is unusual (pyHanko then reads it, and says what is wrong). A decoding limit
+    hit here is the one pyHanko's reading would hit at the same stream: it is raised."""
+    try:
+        store = reader.root["/DSS"]
+        digest = hashlib.sha256()
+        size = 0
+        for name, purpose in _DSS_PARTS:
+            refs = list(store[name]) if name in store else []
+            digest.update(b"%s %d;" % (name.encode(), len(refs)))
+            for ref in refs:
+                data = ref.get_object().read_data(purpose)
+                digest.update(len(data).to_bytes(8, "big"))
+                digest.update(data)
+                size += len(data)
+        if "/VRI" in store:
+            dict(store["/VRI"])
+        return digest.digest(), size
+    except PdfDecodeLimitError:
+        raise
+    except (*_UNREADABLE, PdfError):
+        return None
+
+
+def _knowledge_copy(found: LocalKnowledge) -> LocalKnowledge:
+    return LocalKnowledge(
+        known_ocsps=list(found.known_ocsps),
+        known_crls=list(found.known_crls),
+        known_certs=list(found.known_certs),
+        known_poes=list(found.known_poes),
+        nonrevoked_assertions=list(found.nonrevoked_assertions),
+    )
 
 
 _ESS_ATTRIBUTES = ("signing_certificate", "signing_certificate_v2")

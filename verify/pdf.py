@@ -871,7 +871,9 @@ class Verifier:
     ) -> SignatureValidationSpec:
         base = spec.signature_validation_spec
         # pyHanko keeps DSS ingestion private; its LTA process uses this same helper.
-        dss = self._shared(_dss_to_local_knowledge(sig.reader))
+        dss = self.cert_cache.dss_knowledge(
+            sig.reader, lambda reader: self._shared(_dss_to_local_knowledge(reader))
+        )
         known = base.local_knowledge
         return dataclasses.replace(
             base,

@@ -156,6 +156,7 @@ def test_a_batch_extracts_its_certificates_once(pki: testpki.TestPki, batch: lis
     assert verifier.cert_cache.misses == 2
     assert verifier.cert_cache.hits >= 2 * (runs - 1)
     assert verifier.cert_cache.ess_hits >= 2 * (runs - 1)
+    assert verifier.cert_cache.dss_hits == runs - 1
     report = verifier.verify_file(batch[0])
     assert report.indication.value == "TOTAL-PASSED"
 
@@ -208,6 +209,25 @@ def test_expired_certificates_keep_their_verdicts(
     changed = _one_byte_off(data, signer, tmp_path, "expired-one-byte.pdf")
     verifier = _equal_to_lone_verifiers(pki, [*batch, changed], after)
     assert verifier.verify_file(batch[0]).indication.value != "TOTAL-PASSED"
+
+
+def test_a_document_with_more_in_its_dss_is_read_on_its_own(
+    pki: testpki.TestPki, batch: list[Path], tmp_path: Path
+) -> None:
+    """The same signature with one more certificate in its DSS: another DSS content, read and
+    judged again; the genuine documents still share theirs."""
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    data = batch[2].read_bytes()
+    signature = PdfFileReader(BytesIO(data)).embedded_signatures[0]
+    out = BytesIO(data)
+    extra = _load(pki.cert("mn-rsa", "root"))
+    DocumentSecurityStore.add_dss(out, signature.pkcs7_content, certs=[extra])
+    more = tmp_path / "more-in-dss.pdf"
+    more.write_bytes(out.getvalue())
+    verifier = _equal_to_lone_verifiers(pki, [*batch, more], _moment())
+    assert len(verifier.cert_cache._dss) == 2
+    assert verifier.cert_cache.dss_hits == 2 * (len(batch) + 1) - 2
 
 
 def _certs(pki: testpki.TestPki) -> list[x509.Certificate]:
