@@ -15,8 +15,9 @@ import logging
 import re
 import threading
 import traceback
+import weakref
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -393,6 +394,93 @@ def _indeterminate(
     return _verdict(Indication.INDETERMINATE, field, kind, sub, text, detail)
 
 
+_SIGNERS = 256
+"""Distinct signer certificates whose report fields a verifier keeps."""
+
+_YOUNG_OBJECTS = 50_000
+"""Objects a document may leave for the cyclic collector before it runs mid-document (Python's
+default is 700; a B-LT certificate leaves about 5,000, all of them cycles through its reader)."""
+
+
+class _Garbage:
+    depth = 0
+    threshold: tuple[int, ...] = ()
+    lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _document_garbage() -> Iterator[None]:
+    """Collect one document's cyclic garbage once, when it is done.
+
+    A document's objects (reader, parsed PDF objects, CMS structures) are cycles that live until
+    the document is done. At Python's default thresholds they survive young collections into the
+    oldest generation and wait there for a full collection of the whole heap: 3.9 of a 17 ms
+    B-LT document went to the collector. With the young generation's threshold raised meanwhile
+    (bounded: a document that makes more garbage still has it collected), they are collected with
+    the young generations after the document, never promoted (13.7 -> 10.7 ms CPU a document).
+    """
+    with _Garbage.lock:
+        if _Garbage.depth == 0:
+            _Garbage.threshold = gc.get_threshold()
+            young, *older = _Garbage.threshold
+            if 0 < young < _YOUNG_OBJECTS:
+                gc.set_threshold(_YOUNG_OBJECTS, *older)
+        _Garbage.depth += 1
+    try:
+        yield
+    finally:
+        with _Garbage.lock:
+            _Garbage.depth -= 1
+            if _Garbage.depth == 0:
+                gc.set_threshold(*_Garbage.threshold)
+        if gc.isenabled():
+            gc.collect(1)
+
+
+class _DocumentLoop:
+    """The event loop :meth:`Verifier.verify_bytes` runs documents on in the thread that built the
+    verifier (other threads get ``asyncio.run``), kept for the verifier's life.
+
+    ``asyncio.run`` builds and closes a loop (selector, self-pipe, executor shutdown) for every
+    document: 0.15 ms against 0.05 ms on a kept loop. As there, each document runs in a fresh
+    copy of the caller's context, and whatever it leaves running is cancelled before it returns.
+    Documents are also where the cyclic garbage is collected (:func:`_document_garbage`).
+    """
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self._runner: asyncio.Runner | None = None
+
+    def run(self, coro: Coroutine[Any, Any, DocumentReport]) -> DocumentReport:
+        if self._runner is None:
+            self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        with _document_garbage():
+            try:
+                return self._runner.run(coro, context=contextvars.copy_context())
+            finally:
+                loop = self._runner.get_loop()
+                left = asyncio.all_tasks(loop)
+                if left:
+                    for task in left:
+                        task.cancel()
+                    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+    def close(self) -> None:
+        """Close the kept loop. A finalizer runs this wherever the collector found the verifier
+        (another thread, or inside another event loop), where only the loop's own close is
+        allowed: it runs nothing."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if threading.get_ident() == self.thread:
+                runner.close()  # as asyncio.run ends: async generators, the executor
+                return
+        runner.get_loop().close()
+
+
 class Verifier:
     """Verifies many PDFs against one trust configuration; build once, reuse for a batch."""
 
@@ -437,6 +525,22 @@ class Verifier:
         self.cert_cache = certcache.CertCache()
         self._parsed: dict[tuple[str, bytes], Any] = {}
         self._parsed_bytes = 0
+        self._signers: dict[bytes, Signer] = {}
+        self._loop = _DocumentLoop()
+        weakref.finalize(self, self._loop.close)
+
+    def _signer(self, cert: x509.Certificate) -> Signer:
+        """:func:`_signer`, once per distinct certificate (by its encoding) per run: reading its
+        names costs 0.3 ms a document, and a batch's documents share one seal certificate."""
+        key = cert.contents  # as read: dump() may re-encode a BER certificate in place
+        if not isinstance(key, bytes):
+            return _signer(cert)
+        found = self._signers.get(key)
+        if found is None:
+            if len(self._signers) >= _SIGNERS:
+                self._signers.clear()
+            found = self._signers[key] = _signer(cert)
+        return found
 
     def _document_fetch(self) -> DocumentFetch | None:
         """The fetcher shared by every signature and timestamp of one document (one cache, one
@@ -476,7 +580,9 @@ class Verifier:
         return self.verify_bytes(read_input(path), str(path))
 
     def verify_bytes(self, data: bytes, name: str = "input") -> DocumentReport:
-        return asyncio.run(self.averify_bytes(data, name))
+        if threading.get_ident() != self._loop.thread:
+            return asyncio.run(self.averify_bytes(data, name))
+        return self._loop.run(self.averify_bytes(data, name))
 
     async def averify_bytes(self, data: bytes, name: str = "input") -> DocumentReport:
         mode = "online" if self.options.online else "offline"
@@ -705,7 +811,7 @@ class Verifier:
             subindication=sub,
             explanation=text or explain(sub, ind),
             details=tuple(details),
-            signer=_signer(status.signing_cert),
+            signer=self._signer(status.signing_cert),
             timestamp_time=status.timestamp,
             coverage=status.coverage.name if status.coverage else None,
             modification_level=_level_name(status.modification_level),
@@ -790,7 +896,7 @@ class Verifier:
             indication=ind,
             subindication=sub,
             explanation=text,
-            signer=_signer(sig.signer_cert) if _has_signer_cert(sig) else None,
+            signer=self._signer(sig.signer_cert) if _has_signer_cert(sig) else None,
             # PAdES forbids the CMS signing-time attribute; the claim lives in the /M entry.
             claimed_signing_time=getattr(status, "signer_reported_dt", None)
             or _self_reported_time(sig),

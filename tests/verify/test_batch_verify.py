@@ -6,9 +6,14 @@ time, and through the CLI."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 import shutil
+import sys
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -197,3 +202,59 @@ def test_a_same_named_certificate_gets_its_own_verdict_not_the_cached_one(
         for path in order:
             assert _comparable(to_json(verifier.verify_file(path))) == alone[path], path.name
         assert verifier.path_cache.hits > 0, "the genuine documents share their validations"
+
+
+def test_a_verifier_collects_each_documents_garbage_when_it_is_done(
+    pki: testpki.TestPki, corpus: dict[str, Path]
+) -> None:
+    """A document's reader and everything it parsed are cycles; the verifier collects them when
+    the document is done (verify/pdf.py _document_garbage), instead of leaving them to wait in
+    the oldest generation for a full collection, and leaves the collector's thresholds as found."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    verifier = Verifier(_trust(pki), VerifyOptions(online=False, at=_moment()))
+    threshold = gc.get_threshold()
+    gc.collect()
+    for _ in range(3):
+        assert verifier.verify_file(corpus["valid-B-LT"]).indication.value == "TOTAL-PASSED"
+    assert gc.get_threshold() == threshold
+    assert not [o for o in gc.get_objects() if isinstance(o, PdfFileReader)]
+
+
+def test_a_verifier_reports_the_same_from_another_thread(
+    pki: testpki.TestPki, corpus: dict[str, Path]
+) -> None:
+    """Documents run on one kept event loop in the thread that built the verifier; any other
+    thread gets a loop of its own per document (asyncio.run), with the same reports."""
+    verifier = Verifier(_trust(pki), VerifyOptions(online=False, at=_moment()))
+    paths = [corpus[c.name] for c in CASES[:: max(1, len(CASES) // 8)]]
+    here = [_comparable(to_json(verifier.verify_file(p))) for p in paths]
+    with ThreadPoolExecutor(2) as pool:
+        there = list(pool.map(lambda p: _comparable(to_json(verifier.verify_file(p))), paths))
+    assert there == here
+    assert [_comparable(to_json(verifier.verify_file(p))) for p in paths] == here
+
+
+def test_a_verifier_dropped_inside_another_event_loop_goes_quietly(
+    pki: testpki.TestPki, corpus: dict[str, Path]
+) -> None:
+    """The kept event loop is closed when its verifier is collected, wherever that happens:
+    here inside another loop, where running the kept one (to end it as asyncio.run does) is
+    not allowed."""
+    verifiers = [Verifier(_trust(pki), VerifyOptions(online=False, at=_moment()))]
+    verifiers[0].verify_file(corpus["valid-B-LT"])
+    gone = weakref.ref(verifiers[0])
+    unraisable: list[Any] = []
+
+    async def drop() -> None:
+        verifiers.clear()
+        gc.collect()
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        asyncio.run(drop())
+    finally:
+        sys.unraisablehook = hook
+    assert gone() is None
+    assert not unraisable, [u.exc_value for u in unraisable]
