@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pyhanko.pdf_utils import generic, misc
 
-from . import _fastarray
+from . import _fastarray, _faststring
 
 _original = generic.read_hex_string_from_stream
 _PLAIN = re.compile(rb"[0-9A-Fa-f \n\r\t\f\x00]*")
@@ -89,6 +89,7 @@ def _decode_name(name_bytes: bytes) -> Any:
 
 def install() -> None:
     _fastarray.install()  # the same switch for every tokenizer fast path (bench/ flips it)
+    _faststring.install()
     generic.read_hex_string_from_stream = read_hex_string_from_stream
     generic.read_until_delimiter = read_until_delimiter  # type: ignore[attr-defined]
     generic._decode_name = _decode_name
@@ -101,6 +102,7 @@ def original() -> Any:
 def uninstall() -> None:
     """pyHanko's own tokenizers, for benchmarks that compare with pyHanko used plainly."""
     _fastarray.uninstall()
+    _faststring.uninstall()
     generic.read_hex_string_from_stream = _original
     generic.read_until_delimiter = _original_until  # type: ignore[attr-defined]
     generic._decode_name = _original_name

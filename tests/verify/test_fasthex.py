@@ -206,3 +206,80 @@ def test_long_w_array_reads_as_pyhanko_reads_it() -> None:
     fast = _array_run(b"[1 2 %c\n 0 R]", install=True)
     assert fast == _array_run(b"[1 2 %c\n 0 R]", install=False)
     assert fast[0] == "error"
+
+
+# String literals and PDFDocEncoding: verify._faststring, pyHanko for anything unusual.
+
+LITERAL_PIECES = [b"a", b"Z", b"0", b"9", b" ", b"\r\n", b"\n", b"\x00", b"\xff", b"\xe6", b"(",
+                  b")", b"\\", b"\\n", b"\\r", b"\\t", b"\\b", b"\\f", b"\\\\", b"\\(", b"\\)",
+                  b"\\/", b"\\%", b"\\a", b"\\x", b"\\\n", b"\\\r\n", b"\\\r", b"\\0", b"\\7",
+                  b"\\8", b"\\12", b"\\123", b"\\377", b"\\400", b"\\777", b"\\1234", b"\\128",
+                  b"\\19", b"\\072", b"\\376\\377\\004\\036", b"\\000"]  # fmt: skip
+
+
+def _literal_run(data: bytes, install: bool) -> tuple[str, object, int]:
+    from pyhanko.pdf_utils import generic
+
+    from verify import _faststring
+
+    (_faststring.install if install else _faststring.uninstall)()
+    stream = BytesIO(data)
+    try:
+        value = generic.read_string_from_stream(stream)
+    except Exception as e:
+        return ("error", (type(e).__name__, str(e)), stream.tell())
+    finally:
+        _faststring.install()
+    return ("ok", (type(value).__name__, str(value), bytes(value.original_bytes)), stream.tell())
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_string_literals_same_as_pyhanko_on_random_input(seed: int) -> None:
+    """Octal escapes of every length (also too large, or with 8 and 9), named and unknown
+    escapes, escaped and nested parentheses, line continuations, raw control and high bytes,
+    truncation: the same string object (type, text, bytes), error and position after."""
+    rng = random.Random(seed)
+    weights = [1.0] * len(LITERAL_PIECES)
+    if rng.random() < 0.5:  # mostly plain: what the fast path takes
+        for i, piece in enumerate(LITERAL_PIECES):
+            if piece in (b"(", b")", b"\\", b"\\a", b"\\x", b"\\8", b"\\400", b"\\128"):
+                weights[i] = 0.02
+    body = b"".join(rng.choices(LITERAL_PIECES, weights, k=rng.choice([0, 1, 5, 30, 200, 3000])))
+    data = b"(" + body + b")" + rng.choice([b"", b" /Next", b")", b"\\", b"5"])
+    if rng.random() < 0.1:
+        data = data[: rng.randint(0, len(data))]
+    assert _literal_run(data, install=True) == _literal_run(data, install=False), data
+
+
+def test_issued_title_and_dates() -> None:
+    """What pyHanko writes: every non-alphanumeric byte as a three-digit octal escape."""
+    title = "ОРШИН СУУГАА ХАЯГИЙН ТОДОРХОЙЛОЛТ (2026)".encode("utf-16be")
+    for raw in (b"\xfe\xff" + title, b"D:20261126184927Z", b"https://www.iso.org/x_y.html"):
+        data = b"(" + b"".join(b"%c" % c if chr(c).isalnum() else b"\\%03o" % c for c in raw)
+        data += b")>>"
+        fast = _literal_run(data, install=True)
+        assert fast == _literal_run(data, install=False)
+        assert fast[0] == "ok" and fast[2] == len(data) - 2
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_pdfdocencoding_same_as_pyhanko(seed: int) -> None:
+    from pyhanko.pdf_utils import generic
+
+    from verify import _faststring
+
+    fast, original = _faststring.decode_pdfdocencoding, _faststring.originals()[1]
+    rng = random.Random(seed)
+    defined = [i for i in range(256) if generic._pdfDocEncoding[i] != "\u0000"]
+    for data in (bytes(rng.choices(defined, k=rng.randint(0, 60))),
+                 bytes(rng.choices(range(256), k=rng.randint(0, 60)))):  # fmt: skip
+        for value in (data, bytearray(data)):
+            try:
+                expected: object = original(value)
+            except Exception as e:
+                expected = (type(e).__name__, e.args)
+            try:
+                got: object = fast(value)
+            except Exception as e:
+                got = (type(e).__name__, e.args)
+            assert got == expected, data
