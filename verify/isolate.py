@@ -11,10 +11,10 @@ others keep serving.
 Why plain subprocesses with a pipe protocol rather than :mod:`multiprocessing`: a pool cannot
 kill the one worker running a given job, and its result plumbing runs in threads; an asyncio
 subprocess is awaited on the service's own event loop, killed by its pid, and its death is seen
-as end-of-file on its pipe. Workers are started with ``python -m verify.isolate`` (a fresh
-interpreter, nothing inherited from the service: no sockets, no database handles, only a few
-environment variables), import
-pyHanko and build their :class:`Verifier` once, then answer many jobs.
+as end-of-file on its pipe. Workers are started as ``python -c`` running this module's
+:func:`main` (a fresh interpreter, nothing inherited from the service: no sockets, no database
+handles, only a few environment variables), import pyHanko and build their :class:`Verifier`
+once, then answer many jobs.
 
 Frames are a 4-byte big-endian length and a pickle. The parent unpickles only the report classes
 and :mod:`datetime` types, so a worker subverted by a file cannot make the parent run code.
@@ -23,9 +23,12 @@ and :mod:`datetime` types, so a worker subverted by a file cannot make the paren
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import gc
 import io
+import itertools
 import logging
 import math
 import os
@@ -34,7 +37,7 @@ import resource
 import signal
 import struct
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,9 +58,18 @@ MAX_REPORT = 16 * 2**20
 """Largest answer a worker may send; a report is a few kilobytes."""
 _ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 """What a worker inherits of the service's environment: no database URL, no secrets."""
-JOBS_PER_WORKER = 200
-"""A worker is replaced after this many jobs, so that heap fragmentation never meets the cap."""
+JOBS_PER_WORKER = 10_000
+"""A worker is replaced after this many jobs, a backstop: it is replaced as soon as its address
+space has grown past half its cap (heap fragmentation after a large file), which it reports with
+every answer. A replacement costs a start (~0.5 s of CPU importing pyHanko) and cold caches: at
+the former 200 jobs, a third of a long batch's CPU time."""
 _READY_SECONDS = 60.0
+_WORKER = (
+    "from esign import lazyimports; lazyimports.install(); import verify.isolate as m; m.main()"
+)
+"""A worker's program: as ``python -m verify.isolate``, with pyHanko's signing side and aiohttp,
+which verifying never runs, left unimported (esign/lazyimports.py): 0.33 -> 0.16 s of CPU for
+each worker's start, which a folder's first files wait for."""
 
 
 class WorkerFailed(EsignError):
@@ -228,8 +240,8 @@ class IsolatedVerifier:
         env["MALLOC_ARENA_MAX"] = "2"
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "verify.isolate",
+            "-c",
+            _WORKER,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -322,7 +334,8 @@ class IsolatedVerifier:
             return await worker.receive()
 
         try:
-            kind, payload = await asyncio.wait_for(exchange(), self.wall_seconds)
+            async with asyncio.timeout(self.wall_seconds):  # no task per job, as wait_for makes
+                kind, payload = await exchange()
         except TimeoutError:
             worker.kill()
             limit = f"time limit {self.wall_seconds:g} s exceeded"
@@ -338,8 +351,10 @@ class IsolatedVerifier:
             return self._limit(name, self._death(code)), False
         except pickle.UnpicklingError as e:
             raise WorkerFailed(str(e)) from e
-        if kind == "report" and isinstance(payload, DocumentReport):
-            return payload, True
+        if kind == "report" and isinstance(payload, tuple) and len(payload) == 2:
+            report, address_space = payload
+            if isinstance(report, DocumentReport) and isinstance(address_space, int):
+                return report, address_space <= self.memory_bytes // 2
         if kind == "memory":
             limit = f"memory limit {size_text(self.memory_bytes)} exceeded"
             return self._limit(name, limit), False
@@ -423,9 +438,10 @@ class BatchVerifier:
 
     def verify_files(
         self, paths: Sequence[Path]
-    ) -> Iterator[tuple[Path, DocumentReport | EsignError]]:
+    ) -> Generator[tuple[Path, DocumentReport | EsignError], None, None]:
         """Each path with its report, or the error that kept it from being read, in the order
-        of ``paths``; files are read and verified a window at a time, ``workers`` at once."""
+        of ``paths``. Up to ``4 * workers`` files are read and in flight at once, topped up as
+        each report is handed out, so no worker waits for the slowest file of a window."""
 
         async def one(path: Path) -> DocumentReport | EsignError:
             try:
@@ -434,13 +450,34 @@ class BatchVerifier:
                 return e
             return await self._isolated.verify(data, str(path))
 
-        async def window(part: Sequence[Path]) -> list[DocumentReport | EsignError]:
-            return list(await asyncio.gather(*(one(p) for p in part)))
+        async def done(task: asyncio.Task[DocumentReport | EsignError]) -> Any:
+            return await task
 
-        step = 4 * self.workers
-        for start in range(0, len(paths), step):
-            part = paths[start : start + step]
-            yield from zip(part, self._runner.run(window(part)), strict=True)
+        async def settled(tasks: list[asyncio.Task[DocumentReport | EsignError]]) -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        loop = self._runner.get_loop()
+        waiting = iter(paths)
+        flying: collections.deque[tuple[Path, asyncio.Task[DocumentReport | EsignError]]]
+        flying = collections.deque()
+        try:
+            while True:
+                for path in itertools.islice(waiting, 4 * self.workers - len(flying)):
+                    flying.append((path, loop.create_task(one(path))))
+                if not flying:
+                    return
+                path, task = flying[0]
+                # the loop runs only while the next report is awaited: one already in is handed
+                # out at once (its files' successors start on the next run, behind the window)
+                result = task.result() if task.done() else self._runner.run(done(task))
+                flying.popleft()
+                yield path, result
+        finally:
+            for _, task in flying:
+                task.cancel()  # a caller that stops early: its files' workers are killed
+            if flying and not loop.is_closed():
+                tasks = [task for _, task in flying]
+                self._runner.run(settled(tasks))
 
     def close(self) -> None:
         try:
@@ -481,6 +518,15 @@ def _arm_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, resource.RLIM_INFINITY))
 
 
+def _address_space() -> int:
+    """This process's address space in bytes (what RLIMIT_AS counts), or 0 where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _worker_main() -> None:
     # The pipes are the protocol: keep them private, send anything printed to stderr.
     inp = os.fdopen(os.dup(0), "rb")
@@ -494,6 +540,11 @@ def _worker_main() -> None:
     if config.nice:
         os.nice(config.nice)
     verifier = Verifier(config.trust(), config.options)
+    # The interpreter and pyHanko as imported are never garbage: kept out of the collector's
+    # full collections, which then scan only what the jobs built (verify/pdf.py's
+    # _document_garbage collects each document's own cycles when it is done).
+    gc.collect()
+    gc.freeze()
     resource.setrlimit(resource.RLIMIT_AS, (config.memory_bytes, config.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump the whole heap
     _write_frame(out, ("ready", os.getpid()))
@@ -506,7 +557,7 @@ def _worker_main() -> None:
             _arm_cpu(config.cpu_seconds)
             report = verifier.verify_bytes(data, name)
             del job, data
-            _write_frame(out, ("report", report))
+            _write_frame(out, ("report", (report, _address_space())))
         except MemoryError:
             job = data = None  # let the big allocations go before answering
             _write_frame(out, ("memory", None))
@@ -516,15 +567,20 @@ def _worker_main() -> None:
             return
 
 
-if __name__ == "__main__":
-    # Run the imported module's copy, so that pickled classes match (not ``__main__``'s).
-    from verify.isolate import _worker_main as main
-
+def main() -> None:
+    """A worker's entry point (see :data:`_WORKER`)."""
     try:
-        main()
+        _worker_main()
     except BrokenPipeError:
         # The parent went away (server shutdown while this worker warmed up): nothing to report.
         os._exit(0)
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so that pickled classes match (not ``__main__``'s).
+    from verify.isolate import main as imported_main
+
+    imported_main()
 
 
 __all__ = ["BatchVerifier", "IsolatedVerifier", "WorkerFailed", "batch_workers"]

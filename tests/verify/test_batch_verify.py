@@ -258,3 +258,23 @@ def test_a_verifier_dropped_inside_another_event_loop_goes_quietly(
         sys.unraisablehook = hook
     assert gone() is None
     assert not unraisable, [u.exc_value for u in unraisable]
+
+
+def test_a_batch_stopped_early_serves_the_next_one(
+    pki: testpki.TestPki, corpus: dict[str, Path]
+) -> None:
+    """The folder path keeps a window of files in flight; a caller that stops reading the
+    reports has the rest cancelled, and the same batch verifier then serves a new run in full."""
+    paths = [corpus[c.name] for c in CASES]
+    options = VerifyOptions(online=False, at=_moment())
+    with BatchVerifier(_trust(pki), options, workers=2) as batch:
+        reports = batch.verify_files(paths)
+        first = next(reports)
+        reports.close()
+        again = list(batch.verify_files(paths[:6]))
+    assert first[0] == paths[0] and isinstance(first[1], DocumentReport)
+    assert [p for p, _ in again] == paths[:6]
+    for path, report in again:
+        assert isinstance(report, DocumentReport), (path, report)
+        alone = Verifier(_trust(pki), options).verify_file(path)
+        assert _comparable(to_json(report)) == _comparable(to_json(alone)), path.name

@@ -513,3 +513,33 @@ def test_cancelling_the_caller_kills_its_worker(
     pid, gone, after = asyncio.run(scenario())
     assert gone, f"worker {pid} still exists after its caller was cancelled"
     _same_verdict(after, want)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_is_kept_warm_until_its_address_space_passes_half_its_cap(
+    signed: bytes, trust: TrustConfig
+) -> None:
+    """A worker answers with its address space: one well within its cap serves the next job (a
+    restart costs an interpreter start and cold caches); one past half its cap (fragmentation
+    after a large file) is replaced before it meets the cap, and the replacement gives the same
+    verdict."""
+    want = _expected(signed, trust)
+
+    async def scenario() -> tuple[list[set[int]], list[DocumentReport]]:
+        iv = IsolatedVerifier(trust, VerifyOptions(online=False), workers=1)
+        pids, reports = [], []
+        try:
+            for cap in (iv.memory_bytes, iv.memory_bytes, 2**20, iv.memory_bytes):
+                iv.memory_bytes = cap  # what the parent holds the answer against
+                reports.append(await iv.verify(signed, "signed.pdf"))
+                pids.append(iv.pids)
+                iv.memory_bytes = 2**30
+            return pids, reports
+        finally:
+            await iv.aclose()
+
+    pids, reports = asyncio.run(scenario())
+    assert pids[0] == pids[1], "a worker well within its cap is kept"
+    assert pids[2] != pids[1], "a worker past half its cap is replaced"
+    for report in reports:
+        _same_verdict(report, want)
