@@ -79,3 +79,32 @@ def test_remembered_name_equality_is_asn1cryptos() -> None:
                 assert (_fresh(b) == _fresh(a)) is expected
                 assert (_fresh(a) != _fresh(b)) is not expected
     assert names[0] != "not a name"
+
+
+def test_remembered_hashable_is_asn1cryptos(pki: testpki.TestPki) -> None:
+    """Name.hashable is kept per encoding: asked twice about fresh copies of the PKI's names,
+    folded variants and names with random bytes changed in their values, it gives what
+    asn1crypto's own property gives, and distinct encodings keep distinct answers."""
+    names = [x509.Name.build({"common_name": t, "country_name": "MN"}) for t in TEXTS]
+    for folder in (pki.trust_dir, pki.intermediates_dir):
+        for path in sorted(folder.glob("*.pem")):
+            _, _, der = pem.unarmor(path.read_bytes())
+            cert = x509.Certificate.load(der)
+            names += [cert.subject, cert.issuer]
+    rng = random.Random(13)
+    for name in list(names):
+        encoded = bytearray(name.dump())
+        encoded[-1 - rng.randrange(4)] ^= 1 << rng.randrange(7)  # inside the last value
+        names.append(x509.Name.load(bytes(encoded)))
+    original = _namecache._original_hashable.fget
+    for name in names:
+        try:
+            expected: object = original(_fresh(name))
+        except ValueError as e:  # an unparseable mutation: the same error
+            expected = str(e)
+        for _ in range(2):
+            try:
+                got: object = _fresh(name).hashable
+            except ValueError as e:
+                got = str(e)
+            assert got == expected
