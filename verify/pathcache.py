@@ -28,9 +28,10 @@ from typing import Any
 
 import pyhanko_certvalidator
 from asn1crypto import x509
-from pyhanko_certvalidator.authority import AuthorityWithCert
+from pyhanko_certvalidator.authority import AuthorityWithCert, TrustQualifiers
 from pyhanko_certvalidator.context import ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator
 
 MAX_ENTRIES = 512
@@ -53,6 +54,7 @@ class PathCache:
         self._max = max_entries
         self._entries: OrderedDict[bytes, _Outcome] = OrderedDict()
         self._digests: dict[int, tuple[Any, bytes]] = {}
+        self._reprs: dict[int, tuple[object, bytes]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -82,14 +84,14 @@ class PathCache:
             return None
         put(b"anchor")
         put(anchor.certificate.sha256)  # SHA-256 of the DER, kept on the (shared) object
-        put(repr(path.trust_anchor.trust_qualifiers).encode())
+        put(self._repr(path.trust_anchor.trust_qualifiers))
         put(b"path")
         for i in range(1, path.pkix_len + 1):
             put(path[i].sha256)
         put(b"params")
         put(repr(parameters).encode())
         put(repr(vc.timing_params).encode())
-        put(repr(vc.revinfo_policy).encode())
+        put(self._repr(vc.revinfo_policy))
         put(repr(vc.acceptable_ac_targets).encode())
         put(repr(sorted(revinfo._assertions.items())).encode())
         put(b"certs")
@@ -114,6 +116,25 @@ class PathCache:
         if len(self._digests) >= self._max:
             self._digests.clear()
         self._digests[id(obj)] = (obj, value)
+        return value
+
+    def _repr(self, obj: object) -> bytes:
+        """repr() of a trust anchor's qualifiers or a revocation policy, once per object: the
+        dataclass repr walked its nested policies and enums on every document (4 % of the AdES
+        time left after verify/certcache.py). Only for those frozen types, and the qualifiers
+        only without PKIX parameters, whose repr cannot change while the object lives."""
+        memo = type(obj) is CertRevTrustPolicy or (
+            type(obj) is TrustQualifiers and obj.standard_parameters is None
+        )
+        if not memo:
+            return repr(obj).encode()
+        found = self._reprs.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        value = repr(obj).encode()
+        if len(self._reprs) >= self._max:
+            self._reprs.clear()
+        self._reprs[id(obj)] = (obj, value)
         return value
 
     def get(self, key: bytes) -> _Outcome | None:
