@@ -6,19 +6,23 @@ Before each diff, pyHanko maps every path from the trailer to every object of th
 revision's view (``_subsume_object``) and walks the graph. Both recurse into every number of a
 font's /W array: the copy builds a ``Reference`` per number, the walk a call and a path node per
 number and per glyph's sub-array. On the issued residence certificates (182-glyph subsets) copy
-and walk took 2.2 ms of a file's 6.2 ms map (CPU, parsing included); here 0.8 ms (4.3 ms).
+and walk took 2.2 ms of a file's 6.2 ms map (CPU, parsing included); here 0.8 ms (4.3 ms), and
+less again where nothing is copied that nobody reads.
 
 - ``subsume_object`` returns the same structure pyHanko's does (same types, same shared leaves,
   equal ``container_ref``s; the children of one container share one new frozen ``Reference``
   where pyHanko builds one each); any object whose container is not a plain ``Reference``, or an
   encrypted proxy, goes to pyHanko's own function, so its errors stay pyHanko's;
 - ``load_reverse_xref_cache`` is pyHanko's walk, step for step and in the same order (the same
-  reads, the same path sets built in the same order), except that it makes no call for a value
-  that is neither a reference, a dictionary nor an array, nor for an array of such values only,
-  where pyHanko's call does nothing. Should it fail or nest deeper than :data:`_MAX_DEPTH`,
-  pyHanko's walk runs instead, from the start, so the error is pyHanko's. (Where exactly Python's
-  recursion limit stops a hostile file depends on the caller's stack, one frame deeper here, as
-  it already differs between esign's callers.)
+  reads, the same path sets built in the same order, the same keys), except that it makes no
+  call for a value that is neither a reference, a dictionary nor an array, nor for an array of
+  such values only, where pyHanko's call does nothing; and that it reads an object the revision
+  shares with the reader's current state without copying it into the view, when the copy would
+  succeed and have the same structure (:func:`_peek`): the view copies it, with pyHanko's own
+  copy, only if someone asks for it, and most objects (a font's) never are. Should the walk fail
+  or nest deeper than :data:`_MAX_DEPTH`, pyHanko's walk runs instead, from the start, so the
+  error is pyHanko's. (Where exactly Python's recursion limit stops a hostile file depends on the
+  caller's stack, one frame deeper here, as it already differs between esign's callers.)
 
 Installed per reader (:func:`install`) on the views the reader hands out; nothing global is
 patched. tests/verify/test_fastdiff.py compares both with pyHanko's on the attack corpus, the
@@ -28,7 +32,6 @@ this mirrors; tests/verify/test_allowed_changes.py runs every analysis both ways
 
 from __future__ import annotations
 
-from collections import defaultdict
 from types import MethodType
 from typing import Any
 
@@ -64,6 +67,9 @@ _IndirectObject = generic.IndirectObject
 _DictionaryObject = generic.DictionaryObject
 _StreamObject = generic.StreamObject
 _ArrayObject = generic.ArrayObject
+_NameObject = generic.NameObject
+# Objects nested deeper than this are copied into the view as pyHanko does (_peek).
+_PLAIN_DEPTH = 64
 
 
 class _TooDeep(Exception):
@@ -155,7 +161,7 @@ def load_reverse_xref_cache(view: HistoricalResolver) -> None:
 
 def _fast_load(self: HistoricalResolver) -> None:
     # Mirrors pyhanko.pdf_utils.reader.HistoricalResolver._load_reverse_xref_cache (0.38).
-    collected: defaultdict[generic.Reference, set[misc.ConsList[str | int]]] = defaultdict(set)
+    collected: dict[generic.Reference, set[misc.ConsList[str | int]]] = {}
     cons_list = misc.ConsList
     root_sing = cons_list.sing("/Root")
 
@@ -164,19 +170,26 @@ def _fast_load(self: HistoricalResolver) -> None:
         cur_path: misc.ConsList[str | int],
         seen_in_path: misc.ConsList[generic.Reference],
         depth: int,
+        raw: bool,
         page_tree_objs: dict[generic.Reference, misc.ConsList[str | int]],
         is_struct_tree: bool,
         struct_tree_objs: set[generic.Reference],
     ) -> None:
+        # raw: obj is part of the reader's own object, not of the view's copy of it
         if depth > _MAX_DEPTH:
             raise _TooDeep
         if isinstance(obj, _IndirectObject):
             obj_ref = obj.reference
             if obj_ref in seen_in_path:
                 return
-            collected[obj_ref].add(cur_path)
+            if raw:  # the reference as in pyHanko's copy (it is kept in the map and in reads)
+                obj_ref = _Reference(obj_ref.idnum, obj_ref.generation, self)
+            paths = collected.get(obj_ref)
+            if paths is None:
+                paths = collected[obj_ref] = set()
+            paths.add(cur_path)
             seen_in_path = seen_in_path.cons(obj_ref)
-            obj = self(obj_ref)
+            obj, raw = _peek(self, obj_ref)
             canonical_path = page_tree_objs.get(obj_ref, cur_path)
             if cur_path != canonical_path:
                 return
@@ -193,6 +206,7 @@ def _fast_load(self: HistoricalResolver) -> None:
                     cur_path.cons(k),
                     seen_in_path,
                     depth + 1,
+                    raw,
                     page_tree_objs,
                     is_struct_tree
                     or (
@@ -211,6 +225,7 @@ def _fast_load(self: HistoricalResolver) -> None:
                     cur_path.cons(ix),
                     seen_in_path,
                     depth + 1,
+                    raw,
                     page_tree_objs,
                     is_struct_tree,
                     struct_tree_objs,
@@ -273,12 +288,67 @@ def _fast_load(self: HistoricalResolver) -> None:
     except KeyError:
         pass
     _compute_paths_to_refs(
-        self.trailer_view, cons_list.empty(), cons_list.empty(), 0, page_tree_nodes, False,
+        self.trailer_view, cons_list.empty(), cons_list.empty(), 0, False, page_tree_nodes, False,
         struct_tree_nodes,
     )  # fmt: skip
     self._indirect_object_access_cache = {
         ref: {RawPdfPath(*_forward(p)) for p in paths} for ref, paths in collected.items()
     }
+
+
+def _peek(view: HistoricalResolver, ref: generic.Reference) -> tuple[Any, bool]:
+    """What ``view(ref)`` returns, for the walk to read, and whether it is the reader's own
+    object. An object the revision shares with the reader's current state and that pyHanko's copy
+    would reproduce exactly (:func:`_plain`) is read without being copied into the view: the walk
+    reads it the same, and whoever asks the view for it later gets pyHanko's copy then (most
+    objects, a font's, are never asked for). Anything else is ``view(ref)`` itself."""
+    try:
+        obj = view.cache[ref]
+    except KeyError:
+        pass
+    else:
+        return (obj.decrypted if isinstance(obj, generic.DecryptedObjectProxy) else obj), False
+    reader = view.reader
+    try:
+        last_change = reader.xrefs.get_last_change(ref)
+    except KeyError:
+        return view(ref), False  # pyHanko warns, then reads it as of this revision
+    if last_change is None or last_change > view.revision:
+        return view(ref), False  # not the reader's current object: copied into the view
+    obj = reader.get_object(ref, transparent_decrypt=False)
+    if _plain(obj, 0):
+        return obj, True
+    return view(ref), False  # pyHanko's copy, or its error, from the same reader object
+
+
+def _plain(obj: Any, depth: int) -> bool:
+    """Whether pyHanko's copy of ``obj`` succeeds and has its structure: every node in a plain
+    ``Reference`` container, encoded stream data present, name keys, no encrypted proxy."""
+    if depth > _PLAIN_DEPTH or type(getattr(obj, "container_ref", None)) is not _Reference:
+        return False
+    if type(obj) in _LEAVES or isinstance(obj, _IndirectObject):
+        return True
+    if isinstance(obj, _DictionaryObject):
+        if isinstance(obj, _StreamObject) and obj._encoded_data is None:
+            return False
+        for k, v in obj.items():
+            if type(k) is not _NameObject:
+                return False
+            if type(v) in _LEAVES:
+                if type(v.container_ref) is not _Reference:
+                    return False
+            elif not _plain(v, depth + 1):
+                return False
+        return True
+    if isinstance(obj, _ArrayObject):
+        for v in obj:
+            if type(v) in _LEAVES:
+                if type(v.container_ref) is not _Reference:
+                    return False
+            elif not _plain(v, depth + 1):
+                return False
+        return True
+    return not isinstance(obj, generic.DecryptedObjectProxy)
 
 
 def _inert(v: Any) -> bool:
