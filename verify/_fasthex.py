@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pyhanko.pdf_utils import generic, misc
 
-from . import _fastarray, _faststring
+from . import _fastarray, _fastdict, _faststring
 
 _original = generic.read_hex_string_from_stream
 _PLAIN = re.compile(rb"[0-9A-Fa-f \n\r\t\f\x00]*")
@@ -90,6 +90,7 @@ def _decode_name(name_bytes: bytes) -> Any:
 def install() -> None:
     _fastarray.install()  # the same switch for every tokenizer fast path (bench/ flips it)
     _faststring.install()
+    _fastdict.install()
     generic.read_hex_string_from_stream = read_hex_string_from_stream
     generic.read_until_delimiter = read_until_delimiter  # type: ignore[attr-defined]
     generic._decode_name = _decode_name
@@ -103,6 +104,7 @@ def uninstall() -> None:
     """pyHanko's own tokenizers, for benchmarks that compare with pyHanko used plainly."""
     _fastarray.uninstall()
     _faststring.uninstall()
+    _fastdict.uninstall()
     generic.read_hex_string_from_stream = _original
     generic.read_until_delimiter = _original_until  # type: ignore[attr-defined]
     generic._decode_name = _original_name

@@ -283,3 +283,101 @@ def test_pdfdocencoding_same_as_pyhanko(seed: int) -> None:
             except Exception as e:
                 got = (type(e).__name__, e.args)
             assert got == expected, data
+
+
+# Dictionaries: plain entries read by verify._fastdict, everything else by pyHanko.
+
+KEYS = [b"/Type", b"/Length", b"/A", b"/W", b"/Font", b"/x.y-z_1", b"/A#20B", b"/\xc3\xa9", b"/",
+        b"/Type", b"/Type"]  # fmt: skip
+VALUES = [b"/Page", b"/Identity-H", b"/a#41", b"/", b"600", b"-236", b"+.5", b"1.", b"0", b"3 0 R",
+          b"12 0 R", b"1 0\nR", b"0 0 R", b"1 -1 R", b"1 0R", b"1 0 Rx", b"0000000000001 00000 R",
+          b"00000000001 0000 R", b"0000000001 000000 R", b"00000000001 000000 R", b"1\x000 R",
+          b"1 0\x00R", b"1\x0b0 R", b"[1 2 3]", b"[3 0 R]", b"(text)", b"<41>", b"<< /N 1 >>",
+          b"<<>>", b"true", b"false", b"null", b"1,5", b"--1", b"%c\n 5", b"5%c\n"]  # fmt: skip
+
+
+class _StrictHandler(_Handler):
+    strict = True
+
+
+class _LengthHandler(_Handler):
+    def get_object(self, ref: object) -> object:
+        from pyhanko.pdf_utils import generic
+
+        return generic.NumberObject(4)
+
+
+def _dict_run(data: bytes, install: bool, handler: object) -> tuple[str, object, int, list[str]]:
+    import logging
+
+    from pyhanko.pdf_utils import generic
+
+    from verify import _fastdict
+
+    warnings: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    collect = _Collect()
+    generic.logger.addHandler(collect)
+    (_fastdict.install if install else _fastdict.uninstall)()
+    ref = generic.Reference(5, 0, handler)
+    stream = BytesIO(data)
+    try:
+        value = generic.read_object(stream, ref)
+    except Exception as e:
+        return ("error", (type(e).__name__, str(e)), stream.tell(), warnings)
+    finally:
+        _fastdict.install()
+        generic.logger.removeHandler(collect)
+    described = _describe(value, ref)
+    keys = [(k, type(k).__name__, getattr(k, "container_ref", None)) for k in value]
+    payload = getattr(value, "_encoded_data", None)
+    return ("ok", (described, keys, payload), stream.tell(), warnings)
+
+
+def _random_dict(rng: random.Random, hostile: float, depth: int = 0) -> bytes:
+    parts = [b"<<"]
+    for _ in range(rng.choice([0, 1, 3, 10, 60])):
+        parts.append(rng.choice(SPACES) if rng.random() >= hostile else b"%c\n")
+        key = rng.choice(KEYS[:6]) if rng.random() < 0.2 else b"/K%d" % rng.randint(0, 500)
+        parts.append(key if rng.random() >= hostile else rng.choice(KEYS))
+        value = rng.choice(VALUES[:12]) if rng.random() >= hostile else rng.choice(VALUES)
+        if depth < 2 and rng.random() < 0.1:
+            value = _random_dict(rng, hostile, depth + 1)
+        glued = value[:1] in b"/[(<" or rng.random() < hostile  # "/Type/Page", "/A[1]"
+        parts.append(rng.choice(SPACES) if not glued or rng.random() < 0.5 else b"")
+        parts.append(value)
+    parts.append(rng.choice(SPACES) + b">>")
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_dicts_same_as_pyhanko_on_random_input(seed: int) -> None:
+    """Plain and escaped keys, names, numbers, references (also malformed, or longer than
+    pyHanko's 20-byte look-ahead), nested objects, comments, odd white space, repeated keys
+    (strict: error, else a warning), stream payloads, truncation: the same dictionary (types,
+    values, container_ref of values and keys), error, warnings and position after."""
+    rng = random.Random(seed)
+    data = _random_dict(rng, hostile=rng.choice([0.0, 0.0, 0.01, 0.05, 0.2]))
+    if rng.random() < 0.2:
+        data = (
+            data[:-2] + b"/Length " + rng.choice([b"4", b"9 0 R"]) + b">>\nstream\nabcd\nendstream"
+        )
+    if rng.random() < 0.15:
+        data = data[: rng.randint(0, len(data))]
+    data += rng.choice([b"", b" endobj", b"\n", b">"])
+    handler = rng.choice([_Handler(), _StrictHandler(), _LengthHandler()])
+    fast = _dict_run(data, install=True, handler=handler)
+    assert fast == _dict_run(data, install=False, handler=handler), data
+
+
+@pytest.mark.parametrize("pad", range(0, 30))
+def test_dict_entries_across_block_boundaries(pad: int) -> None:
+    body = b"".join(b"/K%d %s " % (i, v) for i, v in enumerate([b"/Name", b"600", b"12 0 R"] * 80))
+    data = b"<<" + b" " * pad + body + b">>"
+    fast = _dict_run(data, install=True, handler=_Handler())
+    assert fast == _dict_run(data, install=False, handler=_Handler())
+    assert fast[0] == "ok"
