@@ -30,6 +30,7 @@ import contextvars
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import cms, core, crl, x509
@@ -40,7 +41,10 @@ from pyhanko.sign import general
 from pyhanko.sign.general import SignedDataCerts
 from pyhanko.sign.validation import ades, dss, generic_cms
 from pyhanko.sign.validation.policy_decl import LocalKnowledge
+from pyhanko.sign.validation.utils import _DefaultPolicyMixin
 from pyhanko_certvalidator.ltv.poe import ValidationObject, ValidationObjectType
+
+from .policy import StateCryptoPolicy
 
 MAX_ENTRIES = 256
 """Distinct (certificates, signer) combinations kept; the least recently used goes."""
@@ -63,6 +67,8 @@ class CertCache:
         self._dss: OrderedDict[bytes, tuple[int, LocalKnowledge]] = OrderedDict()
         self._dss_bytes = 0
         self.dss_hits = 0
+        self._algorithms: OrderedDict[bytes, object] = OrderedDict()
+        self.algorithm_hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -128,6 +134,60 @@ class CertCache:
                 _, (dropped, _) = self._dss.popitem(last=False)
                 self._dss_bytes -= dropped
         return _knowledge_copy(result)
+
+    def enforce_algorithm_usage(
+        self,
+        signer_info: cms.SignerInfo,
+        cert: x509.Certificate,
+        algorithm_usage_policy: Any,
+        time_indic: datetime | None,
+        original: Callable[..., None],
+    ) -> None:
+        """pyHanko's check of the signature and digest algorithms against the crypto policy,
+        skipped when it already passed for the same algorithm identifiers (as encoded), the same
+        certificate (its public key), time and policy: 10 % of the AdES time of a B-LT batch
+        (pyinstrument), rebuilding DigestAlgorithm objects to compare names. Only for esign's
+        own StateCryptoPolicy (a pure function of those inputs); a refusal is never kept."""
+        key = _algorithm_key(signer_info, cert, algorithm_usage_policy, time_indic)
+        if key is not None and key in self._algorithms:
+            self.algorithm_hits += 1
+            self._algorithms.move_to_end(key)
+            return
+        original(
+            signer_info,
+            cert,
+            algorithm_usage_policy=algorithm_usage_policy,
+            time_indic=time_indic,
+        )
+        if key is not None:
+            self._algorithms[key] = _underlying(algorithm_usage_policy)  # held: its id is keyed
+            while len(self._algorithms) > self._max:
+                self._algorithms.popitem(last=False)
+
+
+def _underlying(policy: Any) -> Any:
+    return policy._policy if type(policy) is _DefaultPolicyMixin else policy
+
+
+def _algorithm_key(
+    signer_info: cms.SignerInfo, cert: x509.Certificate, policy: Any, moment: datetime | None
+) -> bytes | None:
+    underlying = _underlying(policy)
+    if type(underlying) is not StateCryptoPolicy:
+        return None
+    try:
+        digest = hashlib.sha256(b"%d %d;" % (type(policy) is _DefaultPolicyMixin, id(underlying)))
+        digest.update(cert.sha256)
+        for part in (signer_info["signature_algorithm"], signer_info["digest_algorithm"]):
+            encoded = _raw(part)
+            if encoded is None:
+                return None
+            digest.update(len(encoded).to_bytes(8, "big"))
+            digest.update(encoded)
+        digest.update(repr(moment).encode())
+        return digest.digest()
+    except _UNREADABLE:
+        return None
 
 
 _DSS_PARTS = (
@@ -278,6 +338,32 @@ def _memoised_check(original: _Check) -> _Check:
     return _check_signing_certificate
 
 
+_Enforce = Callable[..., None]
+
+
+def _memoised_enforce(original: _Enforce) -> _Enforce:
+    def _enforce_algorithm_usage(
+        signer_info: cms.SignerInfo,
+        cert: x509.Certificate,
+        algorithm_usage_policy: Any,
+        time_indic: datetime | None = None,
+    ) -> None:
+        cache = _CURRENT.get()
+        if cache is None:
+            return original(
+                signer_info,
+                cert,
+                algorithm_usage_policy=algorithm_usage_policy,
+                time_indic=time_indic,
+            )
+        return cache.enforce_algorithm_usage(
+            signer_info, cert, algorithm_usage_policy, time_indic, original
+        )
+
+    _enforce_algorithm_usage.__wrapped__ = original  # type: ignore[attr-defined]
+    return _enforce_algorithm_usage
+
+
 def _validation_object_identifier(vo: ValidationObject) -> str | None:
     """pyHanko's identifier of a certificate or CRL, from the SHA-256 of its DER that asn1crypto
     keeps on the object, instead of re-encoding it per call (a shared certificate's parsed tree
@@ -298,8 +384,9 @@ _MODULES = (general, generic_cms, ades, dss)
 
 
 def install() -> None:
-    """Route pyHanko's ``extract_certificate_info`` through the memo; a no-op outside
-    :func:`using`. Idempotent."""
+    """Route pyHanko's ``extract_certificate_info``, ESS signing-certificate check and
+    algorithm-policy check through the memos (a no-op outside :func:`using`), and its
+    validation-object identifiers through the SHA-256 asn1crypto keeps. Idempotent."""
     current = general.extract_certificate_info
     if getattr(current, "__wrapped__", None) is not None:
         return
@@ -308,5 +395,7 @@ def install() -> None:
         if getattr(module, "extract_certificate_info", None) is current:
             setattr(module, "extract_certificate_info", memo)  # noqa: B010
     check = generic_cms._check_signing_certificate
+    enforce = generic_cms._enforce_algorithm_usage
+    setattr(generic_cms, "_enforce_algorithm_usage", _memoised_enforce(enforce))  # noqa: B010
     setattr(generic_cms, "_check_signing_certificate", _memoised_check(check))  # noqa: B010
     setattr(ades, "derive_validation_object_identifier", _validation_object_identifier)  # noqa: B010

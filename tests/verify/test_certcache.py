@@ -157,6 +157,7 @@ def test_a_batch_extracts_its_certificates_once(pki: testpki.TestPki, batch: lis
     assert verifier.cert_cache.hits >= 2 * (runs - 1)
     assert verifier.cert_cache.ess_hits >= 2 * (runs - 1)
     assert verifier.cert_cache.dss_hits == runs - 1
+    assert verifier.cert_cache.algorithm_hits >= 2 * (runs - 1)
     report = verifier.verify_file(batch[0])
     assert report.indication.value == "TOTAL-PASSED"
 
@@ -325,3 +326,38 @@ def test_a_cms_without_its_signer_certificate_fails_each_time_alike(batch: list[
     assert plain.signer_cert is not first.signer_cert
     assert plain.signer_cert.dump() == first.signer_cert.dump()
     assert [c.dump() for c in plain.other_certs] == [c.dump() for c in first.other_certs]
+
+
+def test_a_refused_algorithm_is_never_remembered(batch: list[Path]) -> None:
+    """SHA-1 as the signer's digest algorithm: refused by pyHanko's check, with its own error,
+    each time; the genuine algorithms pass and are then served from the memo; another policy
+    than esign's own is never memoised."""
+    from pyhanko.sign.validation.utils import (
+        DEFAULT_ALGORITHM_USAGE_POLICY,
+        CMSAlgorithmUsagePolicy,
+    )
+
+    from verify.policy import StateCryptoPolicy
+
+    signature = PdfFileReader(BytesIO(batch[0].read_bytes())).embedded_signatures[0]
+    genuine = signature.signer_info
+    weak = cms.SignerInfo.load(genuine.dump())
+    weak["digest_algorithm"] = {"algorithm": "sha1"}
+    weak = cms.SignerInfo.load(weak.dump(force=True))
+    policy = CMSAlgorithmUsagePolicy.lift_policy(StateCryptoPolicy())
+    original = generic_cms._enforce_algorithm_usage.__wrapped__  # type: ignore[attr-defined]
+    check = certcache._memoised_enforce(original)
+    cache = certcache.CertCache()
+    with certcache.using(cache):
+        messages = []
+        for _ in range(2):
+            with pytest.raises(errors.DisallowedAlgorithmError) as raised:
+                check(weak, signature.signer_cert, algorithm_usage_policy=policy)
+            messages.append(str(raised.value))
+        assert messages[0] == messages[1] and len(cache._algorithms) == 0
+        for _ in range(2):
+            check(genuine, signature.signer_cert, algorithm_usage_policy=policy)
+        assert cache.algorithm_hits == 1
+        for _ in range(2):
+            check(genuine, signature.signer_cert, DEFAULT_ALGORITHM_USAGE_POLICY, None)
+        assert cache.algorithm_hits == 1 and len(cache._algorithms) == 1
