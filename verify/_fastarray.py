@@ -30,21 +30,29 @@ _WS = rb"[ \n\r\t\f\x00]*"
 _TOKEN = rb"[+\-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _AFTER = rb"(?=[ \n\r\t\f\x00\[\]/<(])"  # where pyHanko's number token ends too
 _NUMBER = re.compile(_TOKEN)
-# one element: a plain number (group 1), or an array of one (group 2) or more (group 3) plain
-# numbers only, as in a /W array "1 [318] 2 [401 560]"
+_SEP = rb"[ \n\r\t\f]+"  # white space to pyHanko's reference reader and its pattern alike
+_NAME_BYTES = bytes(c for c in range(0x21, 0x7F) if c not in b"()<>[]{}/%#")  # no escapes
+_NAME = rb"[" + b"".join(re.escape(bytes([c])) for c in _NAME_BYTES) + rb"]+"
+_DELIMITED = rb"(?=[ \n\r\t\f\x00()<>\[\]{}/%])"  # where pyHanko's name token ends
+# one element: a reference "n g R" that pyHanko's 20-byte look-ahead sees whole with n > 0
+# (groups 1, 2), a plain number (3), an array of one (4) or more (5) plain numbers only, as in
+# a /W array "1 [318] 2 [401 560]", or a plain name (6)
 _ELEMENT = (
-    _WS + rb"(?:(" + _TOKEN + rb")" + _AFTER
+    _WS + rb"(?:(?=[0-9 \n\r\t\f]{2,18}R)(0*[1-9][0-9]*)" + _SEP + rb"([0-9]+)" + _SEP + rb"R"
+    + _DELIMITED
+    + rb"|(" + _TOKEN + rb")" + _AFTER
     + rb"|\[" + _WS + rb"(" + _TOKEN + rb")" + _WS + rb"\]"
-    + rb"|\[((?:" + _WS + _TOKEN + _AFTER + rb")*)" + _WS + rb"\])"
+    + rb"|\[((?:" + _WS + _TOKEN + _AFTER + rb")*)" + _WS + rb"\]"
+    + rb"|/(" + _NAME + rb")" + _DELIMITED + rb")"
 )  # fmt: skip
 _ELEMENTS = re.compile(_ELEMENT)
 _RUN = re.compile(rb"(?:" + _ELEMENT + rb")+")
-_REFERENCE = re.compile(_WS + rb"[0-9]+[ \n\r\t\f]+[0-9]+[ \n\r\t\f]+R")
 _CLEAR_END = re.compile(_WS + rb"[\]\[/<(]")  # no indirect reference spans it
 _BLOCK = 1024
 _Float = generic.FloatObject
 _Number = generic.NumberObject
 _Array = generic.ArrayObject
+_Name = generic.NameObject
 _new_int = int.__new__
 
 
@@ -61,27 +69,31 @@ def _number(token: bytes, container_ref: Any) -> Any:
 def _read_plain(block: bytes, container_ref: Any) -> tuple[list[Any], int]:
     """The plain elements at the start of ``block`` and where they end, less any trailing
     numbers that an indirect reference or a token pyHanko reads on might involve."""
-    if _REFERENCE.match(block) is not None:
-        return [], 0  # pyHanko reads it (a shortcut only: the check below would find it too)
     run = _RUN.match(block)
     if run is None:
         return [], 0
     end = run.end()
     # the run and the character after it (in the block: the run's last token looked at it)
     found = _ELEMENTS.findall(block[: end + 1])
-    if found[-1][0] and _CLEAR_END.match(block, end) is None:
-        trailing = 2 if len(found) > 1 and found[-2][0] else 1
+    if found[-1][2] and _CLEAR_END.match(block, end) is None:
+        trailing = 2 if len(found) > 1 and found[-2][2] else 1
         del found[-trailing:]
         ends = [m.end() for m in _ELEMENTS.finditer(block[: end + 1])]
         end = ends[len(found) - 1] if found else 0
     items: list[Any] = []
     append = items.append
-    for token, one, more in found:
+    for idnum, generation, token, one, more, name in found:
         if token:
             if b"." in token:
                 obj: Any = Decimal.__new__(_Float, token.decode("ascii"))
             else:
                 obj = _new_int(_Number, int(token))
+        elif idnum:
+            obj = generic.IndirectObject(
+                int(idnum), int(generation), container_ref.get_pdf_handler()
+            )
+        elif name:
+            obj = _Name("/" + name.decode("ascii"))
         elif one:
             if b"." in one:
                 first: Any = Decimal.__new__(_Float, one.decode("ascii"))

@@ -87,10 +87,11 @@ def test_a_long_token_spans_blocks() -> None:
 
 NUMBERS = [b"0", b"7", b"42", b"600", b"-236", b"+4", b"1.5", b"-.5", b"+.5", b".5", b"1.", b"-0",
            b"007", b"0.000", b"9" * 40, b"-" + b"1" * 25 + b".25"]  # fmt: skip
-REFS = [b"3 0 R", b"12 3 R", b"1 0\nR", b"7\r\n0\tR"]
+REFS = [b"3 0 R", b"12 3 R", b"1 0\nR", b"7\r\n0\tR", b"0000000001 000000 R", b"/Name", b"/FitH"]
 ODD = [b"1,5", b"1.2.3", b"--1", b"-", b"+", b".", b"+-1", b"5e3", b"1_0", b"R", b"1 0R", b"0 0 R",
        b"1 -1 R", b"1 0 obj", b"9" * 5000, b"]", b"[", b"<<", b">>", b"{", b"a",
-       b"\x0b"]  # fmt: skip
+       b"\x0b", b"00000000001 000000 R", b"1\x000 R", b"1 0\x00R", b"1\x0b0 R", b"1 0 \x0bR",
+       b"1 0 R5", b"/A#41", b"/", b"/\xc3\xa9", b"/a/b", b"/a%c\n"]  # fmt: skip
 OTHER = [b"/Name", b"(str)", b"(a(b)c)", b"<41>", b"<< /A 1 /B [2 3] >>", b"true", b"false",
          b"null", b"[]", b"[ ]", b"[318]", b"[ 1 2.5 -3 ]", b"[1 0 R]", b"%comment\n"]  # fmt: skip
 SPACES = [b" ", b" ", b" ", b"\n", b"\r\n", b"\t", b"\f", b"\x00", b"  "]
@@ -292,8 +293,9 @@ KEYS = [b"/Type", b"/Length", b"/A", b"/W", b"/Font", b"/x.y-z_1", b"/A#20B", b"
 VALUES = [b"/Page", b"/Identity-H", b"/a#41", b"/", b"600", b"-236", b"+.5", b"1.", b"0", b"3 0 R",
           b"12 0 R", b"1 0\nR", b"0 0 R", b"1 -1 R", b"1 0R", b"1 0 Rx", b"0000000000001 00000 R",
           b"00000000001 0000 R", b"0000000001 000000 R", b"00000000001 000000 R", b"1\x000 R",
-          b"1 0\x00R", b"1\x0b0 R", b"[1 2 3]", b"[3 0 R]", b"(text)", b"<41>", b"<< /N 1 >>",
-          b"<<>>", b"true", b"false", b"null", b"1,5", b"--1", b"%c\n 5", b"5%c\n"]  # fmt: skip
+          b"1 0\x00R", b"1\x0b0 R", b"1 0 \x0bR", b"[1 2 3]", b"[3 0 R]", b"(text)", b"<41>",
+          b"<< /N 1 >>", b"<<>>", b"true", b"false", b"null", b"1,5", b"--1", b"%c\n 5",
+          b"5%c\n"]  # fmt: skip
 
 
 class _StrictHandler(_Handler):
@@ -381,3 +383,22 @@ def test_dict_entries_across_block_boundaries(pad: int) -> None:
     fast = _dict_run(data, install=True, handler=_Handler())
     assert fast == _dict_run(data, install=False, handler=_Handler())
     assert fast[0] == "ok"
+
+
+@pytest.mark.parametrize("item", NUMBERS + REFS + ODD + OTHER)
+def test_each_token_in_array_contexts(item: bytes) -> None:
+    """Every listed token alone, between numbers, names and references, with and without
+    white space around it, read as pyHanko reads it."""
+    contexts = [(b"", b""), (b"1 ", b" 2"), (b"/A ", b" /B"), (b"3 0 R ", b" 4 0 R"),
+                (b"1 2 ", b""), (b"", b"\n5 0 R"), (b"7", b"8"), (b"[", b"]")]  # fmt: skip
+    for before, after in contexts:
+        data = b"[" + before + item + after + b"]"
+        assert _array_run(data, install=True) == _array_run(data, install=False), data
+
+
+@pytest.mark.parametrize("item", VALUES)
+def test_each_value_in_dict_contexts(item: bytes) -> None:
+    for before, after in [(b"", b""), (b"/A 1 ", b" /B 2"), (b"/A 3 0 R", b"/B/C")]:
+        data = b"<<" + before + b"/K " + item + after + b">>"
+        fast = _dict_run(data, install=True, handler=_Handler())
+        assert fast == _dict_run(data, install=False, handler=_Handler()), data
