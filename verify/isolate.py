@@ -61,15 +61,17 @@ _ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HTTP_PROXY", "HTTPS
 JOBS_PER_WORKER = 10_000
 """A worker is replaced after this many jobs, a backstop: it is replaced as soon as its address
 space has grown past half its cap (heap fragmentation after a large file), which it reports with
-every answer. A replacement costs a start (~0.5 s of CPU importing pyHanko) and cold caches: at
-the former 200 jobs, a third of a long batch's CPU time."""
+every answer. A replacement costs a start (0.33 s of CPU importing pyHanko) and cold caches (a
+first document 34 ms against 11): at the former 200 jobs, a sixth of a long batch's CPU time."""
 _READY_SECONDS = 60.0
 _WORKER = (
-    "from esign import lazyimports; lazyimports.install(); import verify.isolate as m; m.main()"
+    "import gc; gc.disable(); from esign import lazyimports; lazyimports.install(); "
+    "import verify.isolate as m; m.main()"
 )
 """A worker's program: as ``python -m verify.isolate``, with pyHanko's signing side and aiohttp,
-which verifying never runs, left unimported (esign/lazyimports.py): 0.33 -> 0.16 s of CPU for
-each worker's start, which a folder's first files wait for."""
+which verifying never runs, left unimported (esign/lazyimports.py), and no collection while the
+imports build objects that all stay (as the one-file CLI): 0.33 -> 0.14 s of CPU for each
+worker's start, which a folder's first files wait for."""
 
 
 class WorkerFailed(EsignError):
@@ -543,8 +545,8 @@ def _worker_main() -> None:
     # The interpreter and pyHanko as imported are never garbage: kept out of the collector's
     # full collections, which then scan only what the jobs built (verify/pdf.py's
     # _document_garbage collects each document's own cycles when it is done).
-    gc.collect()
     gc.freeze()
+    gc.enable()  # disabled while importing (_WORKER)
     resource.setrlimit(resource.RLIMIT_AS, (config.memory_bytes, config.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump the whole heap
     _write_frame(out, ("ready", os.getpid()))
