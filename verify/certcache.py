@@ -35,7 +35,7 @@ from typing import Any
 
 from asn1crypto import cms, core, crl, x509
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
-from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import general
 from pyhanko.sign.general import SignedDataCerts
@@ -217,9 +217,9 @@ def _dss_key(reader: PdfFileReader) -> tuple[bytes, int] | None:
         if "/VRI" in store:
             dict(store["/VRI"])
         return digest.digest(), size
-    except PdfDecodeLimitError:
+    except (PdfDecodeLimitError, MemoryError):
         raise
-    except (*_UNREADABLE, PdfError):
+    except Exception:  # whatever it is, pyHanko's own reading meets it next
         return None
 
 
@@ -272,19 +272,23 @@ def _copy(found: SignedDataCerts) -> SignedDataCerts:
 
 def _key(signed_data: cms.SignedData) -> bytes | None:
     """SHA-256 over the encodings of the certificates and the one signer identifier, or None
-    when they are not plain definite-length encodings as read (then nothing is remembered)."""
-    certs = signed_data["certificates"]
-    infos = signed_data["signer_infos"]
-    if not isinstance(certs, cms.CertificateSet) or len(infos) != 1:
-        return None
-    digest = hashlib.sha256()
-    for part in (certs, infos[0]["sid"]):
-        encoded = _as_read(part)
-        if encoded is None:
+    when they are not plain definite-length encodings as read (then nothing is remembered),
+    or do not parse (then pyHanko's extraction meets them and says what is wrong)."""
+    try:
+        certs = signed_data["certificates"]
+        infos = signed_data["signer_infos"]
+        if not isinstance(certs, cms.CertificateSet) or len(infos) != 1:
             return None
-        digest.update(len(encoded).to_bytes(8, "big"))
-        digest.update(encoded)
-    return digest.digest()
+        digest = hashlib.sha256()
+        for part in (certs, infos[0]["sid"]):
+            encoded = _as_read(part)
+            if encoded is None:
+                return None
+            digest.update(len(encoded).to_bytes(8, "big"))
+            digest.update(encoded)
+        return digest.digest()
+    except _UNREADABLE:
+        return None
 
 
 def _as_read(value: Any) -> bytes | None:

@@ -361,3 +361,120 @@ def test_a_refused_algorithm_is_never_remembered(batch: list[Path]) -> None:
         for _ in range(2):
             check(genuine, signature.signer_cert, DEFAULT_ALGORITHM_USAGE_POLICY, None)
         assert cache.algorithm_hits == 1 and len(cache._algorithms) == 1
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return ("ok", call())
+    except Exception as e:  # the same exception, whatever it is, is what is compared
+        return (type(e), str(e))
+
+
+def _steps(
+    signed_data: cms.SignedData, extract: Any, check: Any, enforce: Any, policy: Any
+) -> list[Any]:
+    """pyHanko's certificate steps of a CMS, each outcome as comparable data."""
+    info = _outcome(lambda: extract(signed_data))
+    if info[0] != "ok":
+        return [info]
+    found = info[1]
+    signer_info = signed_data["signer_infos"][0]
+    return [
+        ("ok", found.signer_cert.dump(), [c.dump() for c in found.other_certs]),
+        _outcome(lambda: check(found.signer_cert, signer_info["signed_attrs"])),
+        _outcome(lambda: enforce(found.signer_cert, signer_info, policy)),
+    ]
+
+
+def test_memoised_steps_equal_pyhankos_on_mutated_cms(batch: list[Path]) -> None:
+    """Random byte flips in a signature's CMS (and in its timestamp token, inside it): with the
+    memos warm on the genuine CMS, each step gives what pyHanko's own function gives on a fresh
+    parse of the same bytes: the same certificates, or the same error."""
+    from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
+
+    from verify.policy import StateCryptoPolicy
+
+    content = PdfFileReader(BytesIO(batch[0].read_bytes())).embedded_signatures[0].pkcs7_content
+    genuine = cms.ContentInfo.load(content).dump()
+    policy = CMSAlgorithmUsagePolicy.lift_policy(StateCryptoPolicy())
+    plain = (
+        general.extract_certificate_info.__wrapped__,  # type: ignore[attr-defined]
+        generic_cms._check_signing_certificate.__wrapped__,  # type: ignore[attr-defined]
+        generic_cms._enforce_algorithm_usage.__wrapped__,  # type: ignore[attr-defined]
+    )
+    memo = (
+        general.extract_certificate_info,
+        generic_cms._check_signing_certificate,
+        generic_cms._enforce_algorithm_usage,
+    )
+
+    def steps(der: bytes, functions: tuple[Any, Any, Any]) -> list[Any]:
+        extract, check, enforce = functions
+        try:
+            signed_data = cms.ContentInfo.load(der)["content"]
+        except ValueError as e:
+            return [(type(e), str(e))]
+        return _steps(
+            signed_data,
+            extract,
+            check,
+            lambda cert, info, policy: enforce(info, cert, algorithm_usage_policy=policy),
+            policy,
+        )
+
+    cache = certcache.CertCache()
+    rng = random.Random(13)
+    kinds = set()
+    with certcache.using(cache):
+        assert steps(genuine, memo) == steps(genuine, plain)
+        for _ in range(300):
+            der = bytearray(genuine)
+            for _ in range(rng.randrange(1, 4)):
+                der[rng.randrange(len(der))] ^= 1 << rng.randrange(8)
+            expected = steps(bytes(der), plain)
+            assert steps(bytes(der), memo) == expected
+            assert steps(bytes(der), memo) == expected, "asked again, from the memo"
+            kinds.add(tuple(str(o[0]) for o in expected))
+    assert len(kinds) > 2, kinds
+    assert cache.hits > 0 and cache.ess_hits > 0 and cache.algorithm_hits > 0
+
+
+def _knowledge(found: Any) -> Any:
+    return (
+        [c.dump() for c in found.known_certs],
+        [o.ocsp_response_data.dump() for o in found.known_ocsps],
+        [c.crl_data.dump() for c in found.known_crls],
+    )
+
+
+def test_remembered_dss_equals_pyhankos_reading_on_mutated_files(batch: list[Path]) -> None:
+    """Random byte flips in the DSS update at the end of a B-LT file (its streams, dictionary,
+    cross-reference section): with the memo warm on the genuine file, reading the DSS gives what
+    pyHanko's own reading gives: the same certificates, OCSP responses and CRLs, or the same
+    error."""
+    data = batch[0].read_bytes()
+    signature = PdfFileReader(BytesIO(data)).embedded_signatures[0]
+    start = int(signature.byte_range[2]) + int(signature.byte_range[3])  # the DSS update
+    original = ades._dss_to_local_knowledge
+    cache = certcache.CertCache()
+
+    def plain(der: bytes) -> Any:
+        return _outcome(lambda: _knowledge(original(PdfFileReader(BytesIO(der)))))
+
+    def memo(der: bytes) -> Any:
+        def read() -> Any:
+            return _knowledge(cache.dss_knowledge(PdfFileReader(BytesIO(der)), original))
+
+        return _outcome(read)
+
+    assert memo(data) == plain(data) and plain(data)[0] == "ok"
+    rng = random.Random(13)
+    kinds = set()
+    for _ in range(150):
+        der = bytearray(data)
+        for _ in range(rng.randrange(1, 3)):
+            der[rng.randrange(start, len(der))] ^= 1 << rng.randrange(8)
+        expected = plain(bytes(der))
+        assert memo(bytes(der)) == expected
+        kinds.add(str(expected[0]))
+    assert cache.dss_hits > 0 and len(kinds) > 1, kinds
