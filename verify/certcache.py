@@ -49,9 +49,10 @@ from .policy import StateCryptoPolicy
 MAX_ENTRIES = 256
 """Distinct (certificates, signer) combinations kept; the least recently used goes."""
 
-MAX_DSS_BYTES = 32 * 2**20
-"""DSS content (certificates, OCSP responses, CRLs) whose parsed form is kept; a national CA's
-CRL may be megabytes, a batch meets one or two distinct stores."""
+MAX_DSS_BYTES = 16 * 2**20
+"""DSS content (certificates, OCSP responses, CRLs) whose parsed form is kept, as much as
+Verifier._shared keeps of the same objects: a national CA's CRL may be megabytes, and parsed
+it is larger still; a batch meets one or two distinct stores."""
 
 
 class CertCache:
