@@ -63,7 +63,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from esign.errors import InputError
 from esign.pdfio import check_header, read_input
 
-from . import certcache, pathcache
+from . import _fastdiff, certcache, pathcache
 from .diffpolicy import ESIGN_DIFF_POLICY
 from .explain import explain, reason
 from .fetch import BUDGET_EXHAUSTED, DocumentFetch, FetchPolicy, RunFetchCache
@@ -523,6 +523,8 @@ class Verifier:
         self.fetch_cache = RunFetchCache(self.options.fetch_policy) if self.options.online else None
         # the agency's and the TSA's certificates parsed once per run (verify/certcache.py)
         self.cert_cache = certcache.CertCache()
+        # template objects (fonts) read once per run by the diff analysis (verify/_fastdiff.py)
+        self.diff_skeletons = _fastdiff.Skeletons()
         self._parsed: dict[tuple[str, bytes], Any] = {}
         self._parsed_bytes = 0
         self._signers: dict[bytes, Signer] = {}
@@ -595,6 +597,7 @@ class Verifier:
                 # the whole document: the signer certificate esign reads before the AdES
                 # process (_key_mismatch, 0.3 ms) comes from the same extraction
                 certcache.using(self.cert_cache),
+                _fastdiff.using(self.diff_skeletons),
             ):
                 return await self._averify(data, name, timing, mode)
         except MemoryError:

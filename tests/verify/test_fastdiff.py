@@ -86,6 +86,11 @@ def _error(e: Exception) -> tuple[str, str]:
     return (type(e).__name__, "" if isinstance(e, RecursionError) else str(e))
 
 
+# One run's skeletons for every fast analysis in this module: files built from the same sample,
+# random graphs and their mutations share objects byte for byte, or nearly.
+RUN = _fastdiff.Skeletons()
+
+
 def _walk(data: bytes, revision: int, fast: bool) -> object:
     """The path map of ``revision`` and what the view gives for each object in it afterwards,
     or the error."""
@@ -94,7 +99,8 @@ def _walk(data: bytes, revision: int, fast: bool) -> object:
         if fast:
             _fastdiff.install(reader)
         view = reader.get_historical_resolver(revision)
-        view._load_reverse_xref_cache()
+        with _fastdiff.using(RUN if fast else None):
+            view._load_reverse_xref_cache()
     except Exception as e:  # the error is part of the behaviour compared
         return ("error", *_error(e))
     cache = view._indirect_object_access_cache or {}
@@ -119,7 +125,8 @@ def _review(data: bytes, base: int, fast: bool, monkeypatch: pytest.MonkeyPatch)
             reader = _open(data)
             dangling_reads_as_null(reader)
             unused_numbers_are_fresh(reader)
-            result = ESIGN_DIFF_POLICY.review_file(reader, base)
+            with _fastdiff.using(RUN if fast else None):
+                result = ESIGN_DIFF_POLICY.review_file(reader, base)
         except Exception as e:
             return ("raised", *_error(e))
     if isinstance(result, Exception):
@@ -150,9 +157,49 @@ def corpus(
 
 
 def test_same_on_the_corpus(corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    hits = RUN.hits
     for name, path in corpus.items():
         data = path.read_bytes()
         assert _revisions(data) >= 1, name
+        assert_same(data, monkeypatch)
+    assert RUN.hits > hits  # the files share the sample's objects: skeletons served
+
+
+def test_skeletons_are_bounded() -> None:
+    run = _fastdiff.Skeletons(max_entries=3)
+    for i in range(10):
+        run.put(bytes([i]), _fastdiff._INERT)
+    assert len(run) == 3 and run.get(bytes([9])) is not None and run.get(bytes([0])) is None
+
+
+def _two_with(body_a: bytes, body_b: bytes, shared: bytes) -> tuple[bytes, bytes]:
+    """Two files whose object 3 is ``shared`` byte for byte, object 4 differing."""
+
+    def make(body: bytes) -> bytes:
+        return _raw_pdf(
+            [b"<< /Type /Catalog /Pages 2 0 R /S 3 0 R >>", b"<< /Type /Pages /Kids [] >>", shared,
+             body]
+        )  # fmt: skip
+
+    return make(body_a), make(body_b)
+
+
+@pytest.mark.parametrize(
+    "shared, first, second",
+    [
+        # the stream's length is read from object 4: same bytes, different object
+        (b"<< /Length 4 0 R >>\nstream\n1 0 R 2 0 R\nendstream", b"10", b"5"),
+        # an object that runs into the next (no endobj): its bytes do not end where it does
+        (b"<< /A [ 1 0 R", b"2 0 R ] >>", b"4 0 R ] >>"),
+        (b"<< /A 1 0 R >>", b"<< /B 2 0 R >>", b"<< /B 3 0 R >>"),
+    ],
+)
+def test_same_when_objects_share_bytes(
+    shared: bytes, first: bytes, second: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A skeleton stands only for what its bytes alone decide."""
+    a, b = _two_with(first, second, shared)
+    for data in (a, b, a):
         assert_same(data, monkeypatch)
 
 
