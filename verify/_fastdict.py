@@ -37,21 +37,27 @@ _ENTRY = re.compile(
     + rb"|([+\-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?=" + _WS + rb"[/>])"
     + rb"|([0-9]+)" + _SEP + rb"([0-9]+)" + _SEP + rb"R(?=[ \n\r\t\f\x00()<>\[\]{}/%]))"
 )  # fmt: skip
+_CLOSE = re.compile(_WS + rb">")
+_KEY = re.compile(_WS + rb"/(" + _NAME + rb")" + _END + _WS + rb"(?=[^% \n\r\t\f\x00])")  # value
 _BLOCK = 1024
 _Name = generic.NameObject
 _Float = generic.FloatObject
 _Number = generic.NumberObject
 
 
-def _read_plain(block: bytes, data: dict[Any, Any], container_ref: Any) -> int:
-    """Add the plain entries at the start of ``block`` to ``data``; how many bytes they took."""
+def _read_plain(
+    block: bytes, data: dict[Any, Any], container_ref: Any
+) -> tuple[int, int | None, Any]:
+    """Add the plain entries at the start of ``block`` to ``data``; return where they end and
+    what follows: the end of a closing ``>`` (key None), or a plain key not yet in ``data`` and
+    where its value starts (for ``read_object``), or (None, None)."""
     pos = 0
     match = _ENTRY.match
     while (m := match(block, pos)) is not None:
         key, name, number, idnum, generation = m.groups()
         key = _Name("/" + key.decode("ascii"))
         if key in data:
-            break  # pyHanko's loop says how a repeated key is handled
+            return pos, None, None  # pyHanko's loop says how a repeated key is handled
         if name is not None:
             value: Any = _Name("/" + name.decode("ascii"))
         elif number is not None:
@@ -62,14 +68,20 @@ def _read_plain(block: bytes, data: dict[Any, Any], container_ref: Any) -> int:
         else:
             # pyHanko sees a reference only within 20 bytes of its start (the 'R' and one more)
             if m.end() + 1 - m.start(4) > 20 or int(idnum) <= 0:
-                break
+                return pos, None, None
             value = generic.IndirectObject(
                 int(idnum), int(generation), container_ref.get_pdf_handler()
             )
         value.container_ref = container_ref
         data[key] = value
         pos = m.end()
-    return pos
+    if (m := _CLOSE.match(block, pos)) is not None:
+        return pos, m.end(), None
+    if (m := _KEY.match(block, pos)) is not None:
+        key = _Name("/" + m.group(1).decode("ascii"))
+        if key not in data:
+            return pos, m.end(), key
+    return pos, None, None
 
 
 def read_dict(
@@ -87,7 +99,16 @@ def read_dict(
     handler = container_ref.get_pdf_handler()
     while True:
         pos = stream.tell()
-        used = _read_plain(stream.read(_BLOCK), data, container_ref)
+        used, after, key = _read_plain(stream.read(_BLOCK), data, container_ref)
+        if after is not None:
+            stream.seek(pos + after)
+            if key is None:  # the first '>' of '>>': pyHanko reads one byte more, whatever it is
+                stream.read(1)
+                break
+            data[key] = generic.read_object(
+                stream, container_ref, in_content_stream=in_content_stream
+            )
+            continue
         stream.seek(pos + used)
         if used:
             continue
