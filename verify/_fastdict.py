@@ -1,4 +1,4 @@
-"""Plain dictionary entries read a block at a time; every other entry read by pyHanko.
+"""Plain dictionary entries read a block at a time; anything else read by pyHanko.
 
 After the array and string fast paths, reading objects was still ~30 % of the CPU time of
 verifying a B-LT file (1.8 of ~6 ms a document, 37 object reads), nearly all of it dictionary
@@ -10,10 +10,12 @@ An entry ``/Key value`` whose key is a plain name (printable ASCII, no ``#`` esc
 value is a plain name, a plain number followed by the next key or ``>``, or an ``n g R``
 reference (within pyHanko's 20-byte look-ahead, object number > 0) is made here from one
 regular expression over a block, as the same objects pyHanko makes (values carry the
-container_ref, keys do not). Anything else (nested objects, strings, comments, odd white space,
-escapes, a repeated key, the closing ``>>``, the stream payload) is pyHanko's own loop body,
-copied with its messages, or its own functions. Dictionaries in content streams are pyHanko's.
-Installed by :func:`install` (idempotent); the tests compare both on random and hostile input.
+container_ref, keys do not); after a plain key, any other value is read by ``read_object`` from
+where pyHanko would call it, and a ``>`` ends the dictionary as in pyHanko. Comments, odd white
+space, escaped keys and a repeated key (strict error or warning) go through pyHanko's own loop
+body, copied with its messages; the stream payload is pyHanko's function. Dictionaries in
+content streams are pyHanko's. Installed by :func:`install` (idempotent); the tests compare
+both on random and hostile input.
 """
 
 from __future__ import annotations
