@@ -370,15 +370,17 @@ def _source(reader: PdfFileReader, ref: generic.Reference) -> tuple[bytes, int] 
     offset = reader.xrefs[ref]
     if type(offset) is not int:
         return None
-    data: bytes = reader.__dict__.get("_esign_data") or reader.stream.getvalue()
     offsets: list[int] | None = reader.__dict__.get("_esign_offsets")
     if offsets is None:
-        reader._esign_data = data  # type: ignore[attr-defined]
         reader._esign_offsets = offsets = _object_offsets(reader)  # type: ignore[attr-defined]
-    at = bisect.bisect_right(offsets, offset)
-    following = offsets[at] if at < len(offsets) else len(data)
     digest = hashlib.sha256(b"%d %d|" % (ref.idnum, ref.generation))
-    digest.update(data[offset : following + 32])
+    with reader.stream.getbuffer() as data:  # no copy of the file
+        if not 0 <= offset < len(data):
+            return None
+        at = bisect.bisect_right(offsets, offset)
+        following = offsets[at] if at < len(offsets) else len(data)
+        with data[offset : following + 32] as part:
+            digest.update(part)
     return digest.digest(), following
 
 
