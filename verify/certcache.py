@@ -33,11 +33,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+# the submodule itself: `from pyhanko.sign import general` would run pyhanko.sign's __init__ (every
+# signer, aiohttp), which esign/lazyimports.py defers for the one-file CLI and the batch workers
+import pyhanko.sign.general as general
 from asn1crypto import cms, core, crl, x509
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import general
 from pyhanko.sign.general import SignedDataCerts
 from pyhanko.sign.validation import ades, dss, generic_cms
 from pyhanko.sign.validation.policy_decl import LocalKnowledge
