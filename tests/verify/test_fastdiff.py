@@ -24,7 +24,7 @@ from esign import testpki
 from esign.services import PkiServices
 from tests.helpers import REPO
 from tests.verify.corpus import build_corpus
-from verify import _fastdiff
+from verify import TrustConfig, Verifier, VerifyOptions, _fastdiff
 from verify.diffpolicy import ESIGN_DIFF_POLICY
 from verify.hybrid import dangling_reads_as_null, unused_numbers_are_fresh
 
@@ -391,3 +391,25 @@ def test_fast_path_is_installed_by_the_policy(corpus: dict[str, Path]) -> None:
     view = reader.get_historical_resolver(reader.embedded_signatures[0].signed_revision)
     assert view._indirect_object_access_cache is not None
     assert getattr(view, "_esign_fastdiff", False)
+
+
+def test_a_verifier_shares_skeletons_between_documents(
+    corpus: dict[str, Path], pki: testpki.TestPki
+) -> None:
+    """Two documents signed from the same sample: the second one's diff walk reads the sample's
+    objects from the run's skeletons, and both verdicts are what a fresh verifier gives."""
+    trust = TrustConfig.from_paths([pki.trust_dir], intermediates=[pki.intermediates_dir])
+    names = ["valid-B-LT", "valid-B-LTA", "isa-page-content", "shadow-replace-font"]
+    fresh = [Verifier(trust, VerifyOptions(online=False)) for _ in names]
+    alone = [v.verify_file(corpus[n]).to_dict() for v, n in zip(fresh, names, strict=True)]
+    run = Verifier(trust, VerifyOptions(online=False))
+    together = [run.verify_file(corpus[n]).to_dict() for n in names]
+    assert run.diff_skeletons.hits > 0 and len(run.diff_skeletons) > 0
+    assert [_verdicts(r) for r in together] == [_verdicts(r) for r in alone]
+
+
+def _verdicts(report: dict[str, Any]) -> object:
+    return [
+        (s["indication"], s["subindication"], s["modification_level"], s["details"])
+        for s in report.get("signatures", [])
+    ]
