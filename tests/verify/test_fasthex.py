@@ -402,3 +402,58 @@ def test_each_value_in_dict_contexts(item: bytes) -> None:
         data = b"<<" + before + b"/K " + item + after + b">>"
         fast = _dict_run(data, install=True, handler=_Handler())
         assert fast == _dict_run(data, install=False, handler=_Handler()), data
+
+
+# Object headers: "n g obj" read by verify._fasthex, any other shape by pyHanko.
+
+HEADER_PIECES = [b"12", b"0", b"007", b"9" * 11, b"-1", b"a", b" ", b"  ", b"\n", b"\r\n", b"\x00",
+                 b"\t", b"obj", b"ob", b"%c\n", b"<<", b"endobj"]  # fmt: skip
+
+
+def _header_run(data: bytes, install: bool, strict: bool) -> tuple[str, object, int, list[str]]:
+    import logging
+
+    from pyhanko.pdf_utils import xref
+
+    warnings: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    collect = _Collect()
+    xref.logger.addHandler(collect)
+    (_fasthex.install if install else _fasthex.uninstall)()
+    stream = BytesIO(data)
+    try:
+        value = xref.read_object_header(stream, strict=strict)
+    except Exception as e:
+        return ("error", (type(e).__name__, str(e)), stream.tell(), warnings)
+    finally:
+        _fasthex.install()
+        xref.logger.removeHandler(collect)
+    return ("ok", value, stream.tell(), warnings)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_object_headers_same_as_pyhanko(seed: int) -> None:
+    """Plain and padded headers, other white space, comments, long numbers, missing or short
+    'obj', truncation, strict (a warning for extra white space) or not: same numbers, error,
+    warnings and position after."""
+    rng = random.Random(seed)
+    if rng.random() < 0.5:
+        lead, mid, last = (
+            rng.choice([b" ", b" ", b" ", b"  ", b"\n", b"\x00", b""]) for _ in "123"
+        )
+        data = b"%s%d%s%d%sobj" % (
+            lead.strip(b" "),
+            rng.randint(1, 10**6),
+            mid,
+            rng.randint(0, 3),
+            last,
+        )
+        data += rng.choice([b"\n<<", b" <<", b"<<", b"\r\n[1]", b"\n%c\n<<", b"", b"\n"])
+    else:
+        data = b"".join(rng.choices(HEADER_PIECES, k=rng.randint(0, 8)))
+    strict = rng.random() < 0.5
+    assert _header_run(data, True, strict) == _header_run(data, False, strict), data
