@@ -12,6 +12,10 @@ byte at a time through a generator (``read_until_delimiter``) and decodes it byt
 (``_decode_name``, ~9 us a name, ~230 names a file). The token is found with one regular
 expression over a block; a name without ``#`` escapes and of plain printable ASCII is made
 directly, anything else goes to pyHanko's decoder.
+
+:func:`install` and :func:`uninstall` also switch the other tokenizer fast paths
+(``_fastarray``, ``_faststring``, ``_fastdict``) and the object-header reader below, so a
+benchmark's "pyHanko plain" run is one call away.
 """
 
 from __future__ import annotations
