@@ -355,7 +355,7 @@ def _peek_unread(
     if not _plain(obj, 0):
         return view(ref), False
     if source is not None and reader.stream.tell() <= source[1] and _self_contained(obj):
-        run.put(source[0], _skeleton(obj))
+        run.add(source[0], obj)
     return obj, True
 
 
@@ -408,17 +408,26 @@ _INERT = generic.NullObject()
 """Stands, in a skeleton, for a value the walk does nothing with."""
 
 
-def _skeleton(obj: Any) -> Any:
+class _TooBig(Exception):
+    pass
+
+
+def _skeleton(obj: Any, budget: list[int]) -> Any:
     """What the walk reads of ``obj``, tied to no reader: dictionaries and arrays with the same
     keys and positions, references by number, everything the walk passes over as :data:`_INERT`
-    (a font's /W array is one)."""
+    (a font's /W array is one). ``budget[0]`` counts down the nodes made; past it, _TooBig."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig
     if isinstance(obj, _IndirectObject):
         return _IndirectObject(obj.idnum, obj.generation, None)
     if _inert(obj):
         return _INERT
     if isinstance(obj, _DictionaryObject):
-        return _DictionaryObject({_NameObject(str(k)): _skeleton(v) for k, v in obj.items()})
-    return _ArrayObject([_skeleton(v) for v in obj])
+        return _DictionaryObject(
+            {_NameObject(str(k)): _skeleton(v, budget) for k, v in obj.items()}
+        )
+    return _ArrayObject([_skeleton(v, budget) for v in obj])
 
 
 class Skeletons:
@@ -427,28 +436,48 @@ class Skeletons:
     template share most objects byte for byte (fonts, page tree, resources): on the issued
     residence certificates the walk's parsing of them was 1.5 of 1.75 ms a file. A skeleton
     replaces only the walk's reading; whoever needs the object itself gets pyHanko's parse.
-    Bounded (least recently used out); owned by a Verifier, for one run."""
+    Bounded in entries and in nodes, one skeleton and all (least recently used out: a hostile
+    file's huge arrays of references must not crowd a worker's memory); owned by a Verifier, for
+    one run."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
+    def __init__(
+        self, max_entries: int = 20_000, max_nodes: int = 250_000, max_nodes_each: int = 5_000
+    ) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, Any] = OrderedDict()
+        self.max_nodes = max_nodes
+        self.max_nodes_each = max_nodes_each
+        self._entries: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()
+        self._nodes = 0
         self.hits = 0
         self.misses = 0
 
     def get(self, key: bytes) -> Any:
-        skeleton = self._entries.get(key)
-        if skeleton is None:
+        entry = self._entries.get(key)
+        if entry is None:
             self.misses += 1
             return None
         with suppress(KeyError):  # another thread's document may have just evicted it
             self._entries.move_to_end(key)
         self.hits += 1
-        return skeleton
+        return entry[0]
 
-    def put(self, key: bytes, skeleton: Any) -> None:
-        self._entries[key] = skeleton
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+    def add(self, key: bytes, obj: Any) -> None:
+        """Keep the skeleton of ``obj`` (a parsed object, :func:`_plain`) under ``key``."""
+        budget = [self.max_nodes_each]
+        try:
+            skeleton = _skeleton(obj, budget)
+        except _TooBig:
+            return
+        nodes = self.max_nodes_each - budget[0]
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._nodes -= old[1]
+        self._entries[key] = (skeleton, nodes)
+        self._nodes += nodes
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._nodes > self.max_nodes
+        ):
+            self._nodes -= self._entries.popitem(last=False)[1][1]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -166,10 +166,19 @@ def test_same_on_the_corpus(corpus: dict[str, Path], monkeypatch: pytest.MonkeyP
 
 
 def test_skeletons_are_bounded() -> None:
+    def refs(n: int) -> generic.ArrayObject:
+        return generic.ArrayObject(generic.IndirectObject(i + 1, 0, None) for i in range(n))
+
     run = _fastdiff.Skeletons(max_entries=3)
     for i in range(10):
-        run.put(bytes([i]), _fastdiff._INERT)
+        run.add(bytes([i]), refs(2))
     assert len(run) == 3 and run.get(bytes([9])) is not None and run.get(bytes([0])) is None
+    run = _fastdiff.Skeletons(max_nodes=50, max_nodes_each=20)
+    run.add(b"big", refs(25))  # more nodes than one skeleton may have: not kept
+    assert run.get(b"big") is None and len(run) == 0
+    for i in range(4):
+        run.add(bytes([i]), refs(15))  # 16 nodes each: three fit in 50
+    assert len(run) == 3 and run.get(bytes([3])) is not None and run.get(bytes([0])) is None
 
 
 def _two_with(body_a: bytes, body_b: bytes, shared: bytes) -> tuple[bytes, bytes]:
