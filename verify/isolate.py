@@ -60,18 +60,18 @@ _ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HTTP_PROXY", "HTTPS
 """What a worker inherits of the service's environment: no database URL, no secrets."""
 JOBS_PER_WORKER = 10_000
 """A worker is replaced after this many jobs, a backstop: it is replaced as soon as its address
-space has grown past half its cap (heap fragmentation after a large file), which it reports with
-every answer. A replacement costs a start (0.33 s of CPU importing pyHanko) and cold caches (a
-first document 34 ms against 11): at the former 200 jobs, a sixth of a long batch's CPU time."""
+space, which it reports with every answer, has grown by half its headroom (heap fragmentation
+after a large file; :meth:`_Worker.fresh`). A replacement costs a start (0.33 s of CPU importing
+pyHanko) and cold caches (a first document 34 ms against 11): at the former 200 jobs, a sixth of
+a long batch's CPU time."""
 _READY_SECONDS = 60.0
-_WORKER = (
-    "import gc; gc.disable(); from esign import lazyimports; lazyimports.install(); "
-    "import verify.isolate as m; m.main()"
-)
-"""A worker's program: as ``python -m verify.isolate``, with pyHanko's signing side and aiohttp,
-which verifying never runs, left unimported (esign/lazyimports.py), and no collection while the
-imports build objects that all stay (as the one-file CLI): 0.33 -> 0.14 s of CPU for each
-worker's start, which a folder's first files wait for."""
+_WORKER = "import gc; gc.disable(); import verify.isolate as m; m.main()"
+"""A worker's program: as ``python -m verify.isolate``, without collections while the imports
+build objects that all stay (as the one-file CLI; frozen in :func:`_worker_main`): 30 ms of each
+worker's start. Not esign.lazyimports: a worker that deferred pyHanko's package initialisation
+sometimes spent its whole CPU limit (20 s) on an address-space bomb instead of answering "memory
+limit" in 2 s (3 of 6 runs of tests/verify/test_limits.py's memory scenario), and a start only
+saves 0.16 s CPU with it."""
 
 
 class WorkerFailed(EsignError):
@@ -162,6 +162,16 @@ class _Worker:
         self.jobs = 0
         self.leaving = False
         """It said its last word and exits by itself (killing it would race its reaping)."""
+        self.least: int | None = None
+        """The smallest address space it reported after a job: what it needs to serve."""
+
+    def fresh(self, address_space: int, cap: int) -> bool:
+        """Whether the worker keeps at least half the headroom under ``cap`` it had at its
+        leanest (one that has grown past that, by fragmentation after a large file, say, is
+        replaced before it meets the cap)."""
+        least = address_space if self.least is None else min(self.least, address_space)
+        self.least = least
+        return address_space - least <= (cap - least) // 2
 
     @property
     def pid(self) -> int:
@@ -356,7 +366,7 @@ class IsolatedVerifier:
         if kind == "report" and isinstance(payload, tuple) and len(payload) == 2:
             report, address_space = payload
             if isinstance(report, DocumentReport) and isinstance(address_space, int):
-                return report, address_space <= self.memory_bytes // 2
+                return report, worker.fresh(address_space, self.memory_bytes)
         if kind == "memory":
             limit = f"memory limit {size_text(self.memory_bytes)} exceeded"
             return self._limit(name, limit), False

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pyhanko.pdf_utils import generic
@@ -516,13 +516,13 @@ def test_cancelling_the_caller_kills_its_worker(
 
 
 @pytest.mark.timeout(120)
-def test_a_worker_is_kept_warm_until_its_address_space_passes_half_its_cap(
+def test_a_worker_is_kept_warm_until_it_has_used_half_its_headroom(
     signed: bytes, trust: TrustConfig
 ) -> None:
     """A worker answers with its address space: one well within its cap serves the next job (a
-    restart costs an interpreter start and cold caches); one past half its cap (fragmentation
-    after a large file) is replaced before it meets the cap, and the replacement gives the same
-    verdict."""
+    restart costs an interpreter start and cold caches); one that has used half the headroom it
+    had at its leanest (fragmentation after a large file) is replaced before it meets the cap,
+    and the replacement gives the same verdict."""
     want = _expected(signed, trust)
 
     async def scenario() -> tuple[list[set[int]], list[DocumentReport]]:
@@ -540,6 +540,22 @@ def test_a_worker_is_kept_warm_until_its_address_space_passes_half_its_cap(
 
     pids, reports = asyncio.run(scenario())
     assert pids[0] == pids[1], "a worker well within its cap is kept"
-    assert pids[2] != pids[1], "a worker past half its cap is replaced"
+    assert pids[2] != pids[1], "a worker without headroom is replaced"
     for report in reports:
         _same_verdict(report, want)
+
+
+def test_a_workers_headroom_is_measured_from_its_leanest() -> None:
+    """Growth, not size, decides: a worker that needs 80 MiB under a 256 MiB cap may grow by a
+    thread's arena and stack (~72 MiB) and stay; past half its headroom (88 MiB) it goes."""
+    from verify.isolate import _Worker
+
+    mib = 2**20
+    worker = _Worker(cast(Any, None))
+    assert worker.fresh(80 * mib, 256 * mib)
+    assert worker.fresh(152 * mib, 256 * mib)
+    assert not worker.fresh(169 * mib, 256 * mib)
+    big = _Worker(cast(Any, None))
+    assert big.fresh(120 * mib, 2**30) and big.fresh(100 * mib, 2**30)
+    assert big.fresh(562 * mib, 2**30)
+    assert not big.fresh(563 * mib, 2**30)
