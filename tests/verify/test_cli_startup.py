@@ -69,7 +69,7 @@ def test_one_shot_reports_equal_the_batch_workers_reports(
     signed: dict[str, Path], tmp_path: Path
 ) -> None:
     """Deferring pyHanko's package initialisation changes no verdict: each file verified alone
-    (deferred) and the folder verified by workers (plain `python -m verify.isolate`)."""
+    (deferred) and the folder verified by workers (which import pyHanko whole: isolate._WORKER)."""
     folder = tmp_path / "folder"
     folder.mkdir()
     for level in ("B-B", "B-LT"):
