@@ -11,6 +11,7 @@ BENCHES = [
     "sign_throughput.py",
     "verify_throughput.py",
     "batch_verify.py",
+    "batch_verify_online.py",
     "many_signatures.py",
     "issue_throughput.py",
     "web_load.py",
