@@ -928,15 +928,6 @@ class Verifier:
         B-B: basic validation (5.3). A signature timestamp: validation with time (5.5), with the
         DSS as local knowledge. A later document timestamp: long-term validation (5.6.3).
         """
-        with certcache.using(self.cert_cache):
-            return await self._ades_process(sig, timing, spec)
-
-    async def _ades_process(
-        self,
-        sig: EmbeddedPdfSignature,
-        timing: ValidationTimingInfo,
-        spec: PdfSignatureValidationSpec,
-    ) -> AdESBasicValidationResult[Any]:
         if not _has_signature_timestamp(sig):
             return await ades_basic_validation(
                 sig.signed_data,
