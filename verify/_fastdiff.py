@@ -117,25 +117,17 @@ def _copy(view: HistoricalResolver, obj: Any, cref: Any, memo: tuple[Any, Any] |
     if memo is None or memo[0] is not cref:
         memo = (cref, _Reference(cref.idnum, cref.generation, view))
     result: Any
-    if isinstance(obj, _StreamObject):
-        result = _StreamObject(
-            {
-                k: v
-                if type(v) in _LEAVES and type(v.container_ref) is _Reference
-                else _child(view, v, memo)
-                for k, v in obj.items()
-            },
-            encoded_data=obj.encoded_data,
-        )
-    elif isinstance(obj, _DictionaryObject):
-        result = _DictionaryObject(
-            {
-                k: v
-                if type(v) in _LEAVES and type(v.container_ref) is _Reference
-                else _child(view, v, memo)
-                for k, v in obj.items()
-            }
-        )
+    if isinstance(obj, _DictionaryObject):  # a stream too (StreamObject is a dictionary)
+        entries = {
+            k: v
+            if type(v) in _LEAVES and type(v.container_ref) is _Reference
+            else _child(view, v, memo)
+            for k, v in obj.items()
+        }
+        if isinstance(obj, _StreamObject):
+            result = _StreamObject(entries, encoded_data=obj.encoded_data)
+        else:
+            result = _DictionaryObject(entries)
     elif isinstance(obj, _ArrayObject):
         result = _ArrayObject(
             [
