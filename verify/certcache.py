@@ -241,18 +241,21 @@ _ESS_ATTRIBUTES = ("signing_certificate", "signing_certificate_v2")
 
 def _ess_key(cert: x509.Certificate, signed_attrs: cms.CMSAttributes) -> bytes | None:
     try:
-        digest = hashlib.sha256(cert.sha256)
-        if signed_attrs:
-            for attr in signed_attrs:
-                if attr["type"].native in _ESS_ATTRIBUTES:
-                    encoded = _raw(attr)
-                    if encoded is None:
-                        return None
-                    digest.update(len(encoded).to_bytes(8, "big"))
-                    digest.update(encoded)
-        return digest.digest()
+        ess = [a for a in signed_attrs or () if a["type"].native in _ESS_ATTRIBUTES]
+        return _digest(hashlib.sha256(cert.sha256), [_raw(attr) for attr in ess])
     except _UNREADABLE:
         return None  # pyHanko's own check meets it and says what is wrong
+
+
+def _digest(digest: Any, encodings: list[bytes | None]) -> bytes | None:
+    """``digest`` over the encodings, each prefixed by its length (so no two lists of
+    encodings give the same input); None if any encoding is None (not kept as read)."""
+    for encoded in encodings:
+        if encoded is None:
+            return None
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return bytes(digest.digest())
 
 
 def _raw(value: Any) -> bytes | None:
@@ -282,14 +285,7 @@ def _key(signed_data: cms.SignedData) -> bytes | None:
         infos = signed_data["signer_infos"]
         if not isinstance(certs, cms.CertificateSet) or len(infos) != 1:
             return None
-        digest = hashlib.sha256()
-        for part in (certs, infos[0]["sid"]):
-            encoded = _as_read(part)
-            if encoded is None:
-                return None
-            digest.update(len(encoded).to_bytes(8, "big"))
-            digest.update(encoded)
-        return digest.digest()
+        return _digest(hashlib.sha256(), [_as_read(certs), _as_read(infos[0]["sid"])])
     except _UNREADABLE:
         return None
 
